@@ -1,0 +1,160 @@
+"""Every setting pronostico reads from the environment, in one place.
+
+Local defaults make `make demo` work with no configuration: all state lives under
+PRONOSTICO_HOME (default ./var), buckets are folders under $PRONOSTICO_HOME/s3. On AWS the
+same variables come from the launch template, Secrets Manager and the Airflow host's env file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BUCKETS = ("raw", "processed", "models", "artifacts")
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class EmrSettings:
+    release_label: str = "emr-7.13.0"
+    subnet_ids: tuple[str, ...] = ()
+    service_role: str = "EMR_DefaultRole"
+    instance_profile: str = "EMR_EC2_DefaultRole"
+    security_configuration: str = ""
+    log_uri: str = ""
+    aws_conn_id: str = "aws_default"
+    idle_timeout_seconds: int = 1800
+    core_target_spot_units: int = 2
+
+
+@dataclass(frozen=True)
+class AirflowSettings:
+    url: str = "http://127.0.0.1:8080"
+    username: str = "admin"
+    password: str = ""
+    secret_arn: str = ""  # on AWS the username and password come from this secret
+    mode: str = "rest"  # rest | mwaa
+    mwaa_environment: str = ""
+    dag_id: str = "pronostico_retrain"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    bucket_prefix: str
+    bucket_uris: Mapping[str, str]
+    compute: str
+    db_url: str
+    spool_dir: Path
+    shared_data: Path
+    model_poll_seconds: float
+    secret_key: str
+    spark_master: str
+    spark_driver_memory: str
+    emr: EmrSettings = field(default_factory=EmrSettings)
+    airflow: AirflowSettings = field(default_factory=AirflowSettings)
+
+    @property
+    def raw_uri(self) -> str:
+        return self.bucket_uris["raw"]
+
+    @property
+    def processed_uri(self) -> str:
+        return self.bucket_uris["processed"]
+
+    @property
+    def models_uri(self) -> str:
+        return self.bucket_uris["models"]
+
+    @property
+    def artifacts_uri(self) -> str:
+        return self.bucket_uris["artifacts"]
+
+    @property
+    def local_s3_root(self) -> Path:
+        return self.home / "s3"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+
+def _bucket_uris(env: Mapping[str, str], home: Path, prefix: str) -> dict[str, str]:
+    storage = env.get("PRONOSTICO_STORAGE", "local")
+    if storage not in ("local", "s3"):
+        raise ValueError(f"PRONOSTICO_STORAGE must be 'local' or 's3', not {storage!r}")
+    uris = {}
+    for bucket in BUCKETS:
+        name = f"{prefix}-{bucket}"
+        default = f"s3://{name}" if storage == "s3" else (home / "s3" / name).as_uri()
+        uris[bucket] = env.get(f"PRONOSTICO_{bucket.upper()}_URI", default).rstrip("/")
+    return uris
+
+
+def _emr(env: Mapping[str, str], artifacts_uri: str) -> EmrSettings:
+    subnets = tuple(s for s in env.get("PRONOSTICO_EMR_SUBNET_IDS", "").split(",") if s)
+    return EmrSettings(
+        release_label=env.get("PRONOSTICO_EMR_RELEASE", EmrSettings.release_label),
+        subnet_ids=subnets,
+        service_role=env.get("PRONOSTICO_EMR_SERVICE_ROLE", EmrSettings.service_role),
+        instance_profile=env.get("PRONOSTICO_EMR_INSTANCE_PROFILE", EmrSettings.instance_profile),
+        security_configuration=env.get("PRONOSTICO_EMR_SECURITY_CONFIGURATION", ""),
+        log_uri=env.get("PRONOSTICO_EMR_LOG_URI", f"{artifacts_uri}/emr-logs/"),
+        aws_conn_id=env.get("PRONOSTICO_AWS_CONN_ID", EmrSettings.aws_conn_id),
+        idle_timeout_seconds=int(env.get("PRONOSTICO_EMR_IDLE_TIMEOUT_SECONDS", "1800")),
+        core_target_spot_units=int(env.get("PRONOSTICO_EMR_CORE_SPOT_UNITS", "2")),
+    )
+
+
+def _airflow(env: Mapping[str, str], home: Path) -> AirflowSettings:
+    return AirflowSettings(
+        url=env.get("PRONOSTICO_AIRFLOW_URL", AirflowSettings.url).rstrip("/"),
+        username=env.get("PRONOSTICO_AIRFLOW_USERNAME", AirflowSettings.username),
+        password=env.get("PRONOSTICO_AIRFLOW_PASSWORD", "") or _standalone_password(home),
+        secret_arn=env.get("PRONOSTICO_AIRFLOW_SECRET_ARN", ""),
+        mode=env.get("PRONOSTICO_AIRFLOW_MODE", "rest"),
+        mwaa_environment=env.get("PRONOSTICO_MWAA_ENVIRONMENT", ""),
+        dag_id=env.get("PRONOSTICO_DAG_ID", AirflowSettings.dag_id),
+    )
+
+
+def _standalone_password(home: Path) -> str:
+    """The password `airflow standalone` generated for admin, if the local stack made one."""
+    generated = home / "airflow" / "simple_auth_manager_passwords.json.generated"
+    if not generated.exists():
+        return ""
+    import json
+
+    return str(json.loads(generated.read_text()).get("admin", ""))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    home = _path(env.get("PRONOSTICO_HOME", str(PROJECT_ROOT / "var")))
+    prefix = env.get("PRONOSTICO_BUCKET_PREFIX", "pronostico-dev")
+    uris = _bucket_uris(env, home, prefix)
+    return Settings(
+        home=home,
+        bucket_prefix=prefix,
+        bucket_uris=uris,
+        compute=env.get("PRONOSTICO_COMPUTE", "local"),
+        db_url=env.get("PRONOSTICO_DB_URL", f"sqlite:///{home / 'predictions.db'}"),
+        spool_dir=_path(env.get("PRONOSTICO_SPOOL_DIR", str(home / "spool"))),
+        shared_data=_path(env.get("PRONOSTICO_SHARED_DATA", str(PROJECT_ROOT.parent / "shared" / "data"))),
+        model_poll_seconds=float(env.get("PRONOSTICO_MODEL_POLL_SECONDS", "5")),
+        secret_key=env.get("PRONOSTICO_SECRET_KEY", ""),
+        spark_master=env.get("PRONOSTICO_SPARK_MASTER", "local[2]"),
+        spark_driver_memory=env.get("PRONOSTICO_SPARK_DRIVER_MEMORY", "4g"),
+        emr=_emr(env, uris["artifacts"]),
+        airflow=_airflow(env, home),
+    )
