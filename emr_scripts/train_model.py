@@ -1,0 +1,57 @@
+"""EMR step 2: train, evaluate and write a model version from the canonical dataset.
+
+    spark-submit train_model.py --use-case matchups --data URI --models URI --run-id ID
+        [--params JSON] [--promote]
+
+DATA is the dataset URI the convert step wrote to (this run's rows are read from
+DATA/run=<run id>/). The version lands under MODELS/<use case>/versions/<version>/. With
+--promote, the promotion gate runs last; the DAG and the CLI run it as a stage of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from pronostico import storage
+from pronostico.data import run_data_uri, run_report_uri
+from pronostico.registry import promote_candidate
+from pronostico.spark import spark_session
+from pronostico.train import TrainConfig, train
+from pronostico.usecases import get_use_case
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--use-case", required=True)
+    parser.add_argument("--data", required=True, help="the dataset URI the convert step wrote")
+    parser.add_argument("--models", required=True, help="the models bucket URI")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--params", default="", help="JSON overrides of TrainConfig")
+    parser.add_argument("--promote", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    use_case = get_use_case(args.use_case)
+    data_uri, report_uri = run_data_uri(args.data, args.run_id), run_report_uri(args.data, args.run_id)
+    report = storage.read_json(report_uri) if storage.exists(report_uri) else None
+    spark = spark_session(f"pronostico-train-{args.use_case}")
+    try:
+        result = train(spark, use_case, data_uri, args.models, args.run_id,
+                       TrainConfig.from_json(args.params), report)
+    finally:
+        spark.stop()
+    summary = {"version": result.version, "uri": result.version_uri,
+               "log_loss": result.metrics["model"]["log_loss"],
+               "baselines": {k: v["log_loss"] for k, v in result.metrics["baselines"].items()}}
+    if args.promote:
+        summary["promotion"] = promote_candidate(args.models, args.use_case, result.version).reason
+    print(f"PRONOSTICO_RESULT {json.dumps(summary)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

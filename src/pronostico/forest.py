@@ -1,0 +1,119 @@
+"""A random forest the web tier evaluates without a JVM.
+
+Spark saves a RandomForestClassificationModel as parquet: one row per node with its split
+and its class counts (`impurityStats`). `Forest.from_spark_model` flattens every tree into
+shared numpy arrays, and `Forest.predict_proba` walks all trees at once, one level per step.
+Spark's probability is the sum over trees of each leaf's normalised class counts, normalised
+again; continuous splits send `x[feature] <= threshold` left. Reproducing that exactly is what
+the parity test checks.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class Forest:
+    feature: np.ndarray  # int32 per node; leaves point at feature 0
+    threshold: np.ndarray  # float64 per node; +inf at leaves so that they loop onto themselves
+    left: np.ndarray  # int32 global node index
+    right: np.ndarray
+    leaf_value: np.ndarray  # (nodes, classes): normalised class counts, zero for inner nodes
+    roots: np.ndarray  # int32 global index of each tree's root
+    depth: int
+
+    @property
+    def n_trees(self) -> int:
+        return len(self.roots)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.leaf_value.shape[1])
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        """Class probabilities for a (n_rows, n_features) array or one feature vector."""
+        single = rows.ndim == 1
+        x = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+        node = np.broadcast_to(self.roots, (len(x), self.n_trees)).copy()
+        row_index = np.arange(len(x))[:, None]
+        for _ in range(self.depth):
+            goes_left = x[row_index, self.feature[node]] <= self.threshold[node]
+            node = np.where(goes_left, self.left[node], self.right[node])
+        votes = self.leaf_value[node].sum(axis=1)
+        probabilities = votes / votes.sum(axis=1, keepdims=True)
+        return probabilities[0] if single else probabilities
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, feature=self.feature, threshold=self.threshold, left=self.left,
+                            right=self.right, leaf_value=self.leaf_value, roots=self.roots,
+                            depth=np.array(self.depth))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Forest:
+        with np.load(io.BytesIO(data)) as arrays:
+            return cls(arrays["feature"], arrays["threshold"], arrays["left"], arrays["right"],
+                       arrays["leaf_value"], arrays["roots"], int(arrays["depth"]))
+
+    @classmethod
+    def from_spark_model(cls, model_dir: Path) -> Forest:
+        """Read the node table that Spark's model.save() wrote under `model_dir`/data."""
+        table = pq.read_table(model_dir / "data").to_pydict()
+        trees: dict[int, list[dict]] = {}
+        for tree_id, node in zip(table["treeID"], table["nodeData"], strict=True):
+            trees.setdefault(int(tree_id), []).append(node)
+        return cls.from_trees([trees[t] for t in sorted(trees)])
+
+    @classmethod
+    def from_trees(cls, trees: list[list[dict]]) -> Forest:
+        feature, threshold, left, right, values, roots = [], [], [], [], [], []
+        depth = 0
+        for nodes in trees:
+            offset = len(feature)
+            by_id = {int(n["id"]): n for n in nodes}
+            local = {node_id: offset + i for i, node_id in enumerate(sorted(by_id))}
+            roots.append(local[0])
+            for node_id in sorted(by_id):
+                _append_node(by_id[node_id], local, feature, threshold, left, right, values)
+            depth = max(depth, _depth(by_id, 0))
+        return cls(np.array(feature, np.int32), np.array(threshold, np.float64),
+                   np.array(left, np.int32), np.array(right, np.int32),
+                   np.array(values, np.float64), np.array(roots, np.int32), depth)
+
+
+def _append_node(node: dict, local: dict[int, int], feature: list, threshold: list, left: list,
+                 right: list, values: list) -> None:
+    me = local[int(node["id"])]
+    stats = np.asarray(node["impurityStats"], dtype=np.float64)
+    if int(node["leftChild"]) < 0:  # a leaf
+        feature.append(0)
+        threshold.append(np.inf)
+        left.append(me)
+        right.append(me)
+        total = stats.sum()
+        values.append(stats / total if total else np.zeros_like(stats))
+        return
+    split = node["split"]
+    if int(split["numCategories"]) != -1:
+        raise ValueError("categorical splits are not supported: every feature is continuous")
+    feature.append(int(split["featureIndex"]))
+    threshold.append(float(split["leftCategoriesOrThreshold"][0]))
+    left.append(local[int(node["leftChild"])])
+    right.append(local[int(node["rightChild"])])
+    values.append(np.zeros_like(stats))
+
+
+def _depth(by_id: dict[int, dict], node_id: int) -> int:
+    depth, frontier = 0, [node_id]
+    while True:
+        children = [c for n in frontier for c in (int(by_id[n]["leftChild"]), int(by_id[n]["rightChild"])) if c >= 0]
+        if not children:
+            return depth
+        depth, frontier = depth + 1, children

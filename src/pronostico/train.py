@@ -1,0 +1,280 @@
+"""Stage 2, parquet -> model version: features, a time split, tuning, metrics and the artifact.
+
+The most recent slice of the data (by date) is held out. Spark's CrossValidator tunes the
+forest on the rest, with folds that are contiguous blocks of time rather than random rows.
+The model and the naive baselines are scored on the same holdout rows. The artifact is written
+under models/<use_case>/versions/<version>/, manifest.json last: a version without a manifest
+is incomplete and the registry ignores it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import secrets
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import pronostico
+from pronostico import evaluate, storage
+from pronostico.forest import Forest
+from pronostico.usecases.base import UseCase
+
+PARITY_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    holdout_fraction: float = 0.15
+    folds: int = 3
+    num_trees: int = 80
+    max_depth: tuple[int, ...] = (6, 10)
+    min_instances_per_node: tuple[int, ...] = (10, 40)
+    subsampling_rate: float = 0.8
+    max_bins: int = 64
+    seed: int = 7
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        values = json.loads(text) if text else {}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+@dataclass
+class TrainResult:
+    version: str
+    version_uri: str
+    metrics: dict[str, Any]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def new_version() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def version_uri(models_uri: str, use_case: str, version: str) -> str:
+    return storage.join(models_uri, use_case, "versions", version)
+
+
+def train(spark: Any, use_case: UseCase, data_uri: str, models_uri: str, run_id: str,
+          config: TrainConfig, convert_report: dict[str, Any] | None = None) -> TrainResult:
+    canonical = spark.read.parquet(data_uri)
+    frame = feature_rows(spark, use_case, canonical).cache()
+    rows = frame.toPandas()
+    holdout_start = split_date(use_case.original_rows(rows), config.holdout_fraction)
+    fit = tune_and_fit(spark, use_case, frame, rows, holdout_start, config)
+    version = new_version()
+    uri = version_uri(models_uri, use_case.name, version)
+    forest = write_spark_model(spark, fit["model"], uri)
+    holdout = rows[rows["date"] >= holdout_start].reset_index(drop=True)
+    check_parity(forest, fit["holdout_spark_probabilities"], holdout, use_case)
+    metrics = holdout_metrics(use_case, forest, rows, holdout_start, config)
+    snapshot = entity_snapshot(use_case, canonical)
+    manifest = build_manifest(use_case, version, run_id, rows, holdout_start, fit, config, convert_report,
+                              snapshot)
+    write_artifact(uri, use_case, forest, metrics, snapshot, holdout, manifest)
+    return TrainResult(version, uri, metrics, manifest)
+
+
+def _frame_schema(use_case: UseCase) -> str:
+    columns = [f"{name} double" for name in use_case.feature_names]
+    columns += [f"{name} {kind}" for name, kind in use_case.frame_extras.items()]
+    return ", ".join(columns)
+
+
+def feature_rows(spark: Any, use_case: UseCase, canonical: Any) -> Any:
+    """Run the use case's pandas feature code inside Spark, one history group at a time."""
+    from pyspark.sql import functions as F
+
+    extras = dict(use_case.frame_extras)
+
+    def build(history: pd.DataFrame) -> pd.DataFrame:
+        built = use_case.feature_frame(history.drop(columns=["_group"]))
+        for name in use_case.feature_names:
+            built[name] = built[name].astype("float64")
+        for name, kind in extras.items():
+            built[name] = built[name].astype({"double": "float64", "int": "int64"}.get(kind, "object"))
+        return built
+
+    group = F.col(use_case.history_group) if use_case.history_group else F.lit(0)
+    grouped = canonical.withColumn("_group", group).groupBy("_group")
+    rows = grouped.applyInPandas(build, _frame_schema(use_case))
+    return rows.filter("eligible = 1").withColumn("label", F.col("label").cast("double"))
+
+
+def entity_snapshot(use_case: UseCase, canonical: Any) -> dict[str, Any]:
+    """Each entity's latest state, built in Spark per history group and merged on the driver."""
+    from pyspark.sql import functions as F
+
+    def part(history: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"part": [json.dumps(use_case.entity_snapshot(history.drop(columns=["_group"])))]})
+
+    group = F.col(use_case.history_group) if use_case.history_group else F.lit(0)
+    parts = (canonical.withColumn("_group", group).groupBy("_group")
+             .applyInPandas(part, "part string").collect())
+    return use_case.merge_snapshots([json.loads(row["part"]) for row in parts])
+
+
+def split_date(rows: pd.DataFrame, holdout_fraction: float) -> str:
+    """The first date of the holdout: the most recent `holdout_fraction` of the rows by date."""
+    dates = np.sort(rows["date"].to_numpy())
+    if len(dates) < 50:
+        raise ValueError(f"only {len(dates)} eligible rows: too few to train and hold out a test set")
+    return str(dates[int(len(dates) * (1 - holdout_fraction))])
+
+
+def _fold_column(train_dates: np.ndarray, folds: int) -> Any:
+    """Contiguous blocks of time as cross-validation folds, so that no fold is a random sample."""
+    from pyspark.sql import functions as F
+
+    ordered = np.sort(train_dates)
+    edges = [str(ordered[int(len(ordered) * i / folds)]) for i in range(1, folds)]
+    fold = F.lit(0)
+    for edge in edges:
+        fold = fold + F.when(F.col("date") >= edge, 1).otherwise(0)
+    return fold.cast("int")
+
+
+def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, holdout_start: str,
+                 config: TrainConfig) -> dict[str, Any]:
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.feature import VectorAssembler
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
+    from pyspark.sql import functions as F
+
+    train_dates = rows.loc[rows["date"] < holdout_start, "date"].to_numpy()
+    train = frame.filter(F.col("date") < holdout_start).withColumn("fold", _fold_column(train_dates, config.folds))
+    forest = RandomForestClassifier(labelCol="label", featuresCol="features", numTrees=config.num_trees,
+                                    subsamplingRate=config.subsampling_rate, maxBins=config.max_bins,
+                                    seed=config.seed)
+    pipeline = Pipeline(stages=[VectorAssembler(inputCols=list(use_case.feature_names), outputCol="features"),
+                                forest])
+    grid = (ParamGridBuilder().addGrid(forest.maxDepth, list(config.max_depth))
+            .addGrid(forest.minInstancesPerNode, list(config.min_instances_per_node)).build())
+    evaluator = MulticlassClassificationEvaluator(labelCol="label", metricName="logLoss")
+    tuner = CrossValidator(estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator,
+                           numFolds=config.folds, foldCol="fold", parallelism=2, seed=config.seed)
+    fitted = tuner.fit(train)
+    best = fitted.bestModel
+    holdout = frame.filter(F.col("date") >= holdout_start)
+    scored = best.transform(holdout).select(vector_to_array("probability").alias("p")).toPandas()
+    tried = [{"max_depth": m[forest.maxDepth], "min_instances_per_node": m[forest.minInstancesPerNode],
+              "cv_log_loss": float(score)} for m, score in zip(grid, fitted.avgMetrics, strict=True)]
+    rf = best.stages[-1]
+    chosen = {"num_trees": config.num_trees, "max_depth": rf.getMaxDepth(),
+              "min_instances_per_node": rf.getMinInstancesPerNode(),
+              "subsampling_rate": config.subsampling_rate, "max_bins": config.max_bins,
+              "feature_subset_strategy": rf.getFeatureSubsetStrategy(), "seed": config.seed}
+    return {"model": best, "tried": tried, "chosen": chosen,
+            "holdout_spark_probabilities": np.vstack(scored["p"].to_numpy()) if len(scored) else None}
+
+
+def write_spark_model(spark: Any, model: Any, uri: str) -> Forest:
+    """Save Spark's own model, then read its node table back into the JVM-free forest."""
+    model.write().overwrite().save(storage.join(uri, "spark_model"))
+    rf_stage = model.stages[-1]
+    stage_dir = storage.join(uri, "spark_model", "stages", f"1_{rf_stage.uid}", "data")
+    nodes = spark.read.parquet(stage_dir).collect()
+    trees: dict[int, list[dict]] = {}
+    for row in nodes:
+        trees.setdefault(int(row["treeID"]), []).append(row["nodeData"].asDict(recursive=True))
+    return Forest.from_trees([trees[t] for t in sorted(trees)])
+
+
+def check_parity(forest: Forest, spark_probabilities: np.ndarray | None, holdout: pd.DataFrame,
+                 use_case: UseCase) -> None:
+    """Fail the job if the forest the web tier will evaluate disagrees with Spark's."""
+    if spark_probabilities is None or not len(holdout):
+        return
+    ours = forest.predict_proba(holdout[list(use_case.feature_names)].to_numpy())
+    worst = float(np.max(np.abs(ours - spark_probabilities)))
+    if worst > PARITY_TOLERANCE:
+        raise RuntimeError(f"JVM-free forest differs from Spark by {worst:.3g} on the holdout")
+
+
+def holdout_metrics(use_case: UseCase, forest: Forest, rows: pd.DataFrame, holdout_start: str,
+                    config: TrainConfig) -> dict[str, Any]:
+    """Metrics of the served predictor and of each baseline, on the same holdout rows."""
+    holdout = rows[rows["date"] >= holdout_start].reset_index(drop=True)
+    train_rows = use_case.original_rows(rows[rows["date"] < holdout_start])
+    scored_rows, probabilities = served_probabilities(use_case, forest, holdout)
+    labels = scored_rows["label"].to_numpy().astype(int)
+    model = evaluate.classification_metrics(labels, probabilities, use_case.classes)
+    baselines = {name: evaluate.classification_metrics(labels, p, use_case.classes)
+                 for name, p in use_case.baselines(train_rows, scored_rows).items()}
+    return {
+        "model": model,
+        "baselines": baselines,
+        "versus_baselines": evaluate.compare_to_baselines(model, baselines),
+        "split": {"method": "time", "holdout_start": holdout_start, "holdout_end": str(holdout["date"].max()),
+                  "holdout_fraction": config.holdout_fraction, "train_rows": len(train_rows),
+                  "holdout_rows": len(scored_rows),
+                  "note": "the most recent rows by date are held out; tuning used blocked time folds"},
+    }
+
+
+def served_probabilities(use_case: UseCase, forest: Forest, frame: pd.DataFrame,
+                         features: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """What the web tier would answer for each original row of `frame` (mirrors folded in)."""
+    columns = features or list(use_case.feature_names)
+    probabilities = forest.predict_proba(frame[columns].to_numpy()) if len(frame) \
+        else np.empty((0, len(use_case.classes)))
+    return use_case.fold_mirrors(frame, probabilities)
+
+
+def build_manifest(use_case: UseCase, version: str, run_id: str, rows: pd.DataFrame, holdout_start: str,
+                   fit: dict[str, Any], config: TrainConfig, convert_report: dict[str, Any] | None,
+                   snapshot: dict[str, Any]) -> dict[str, Any]:
+    import pyspark
+
+    report = convert_report or {}
+    originals = use_case.original_rows(rows)
+    training = originals[originals["date"] < holdout_start]
+    holdout = originals[originals["date"] >= holdout_start]
+    return {
+        "version": version,
+        "use_case": use_case.name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "dag_run_id": run_id,
+        "inputs": [{k: f[k] for k in ("uri", "etag", "size", "schema", "rows_read", "rows_kept",
+                                      "rows_quarantined")} for f in report.get("files", [])],
+        "rows": {"read": report.get("rows_read"), "kept": report.get("rows_kept"),
+                 "quarantined": report.get("rows_quarantined"),
+                 "merged_duplicates": report.get("rows_merged_duplicates"),
+                 "training": len(training), "holdout": len(holdout)},
+        "data_range": {"start": report.get("date_range", ["", ""])[0], "end": report.get("date_range", ["", ""])[1]},
+        "training_range": {"start": str(training["date"].min()), "end": str(training["date"].max())},
+        "holdout_range": {"start": holdout_start, "end": str(holdout["date"].max())},
+        "entities": {"as_of": snapshot.get("as_of"), "count": use_case.entity_count(snapshot)},
+        "versions": {"pyspark": pyspark.__version__, "pronostico": pronostico.__version__,
+                     "python": platform.python_version(), "numpy": np.__version__},
+        "features": list(use_case.feature_names),
+        "classes": list(use_case.classes),
+        "hyperparameters": fit["chosen"],
+        "tuning": {"method": "CrossValidator over contiguous time blocks", "folds": config.folds,
+                   "metric": "logLoss", "grid": fit["tried"]},
+        "train_config": asdict(config),
+    }
+
+
+def write_artifact(uri: str, use_case: UseCase, forest: Forest, metrics: dict[str, Any],
+                   snapshot: dict[str, Any], holdout: pd.DataFrame, manifest: dict[str, Any]) -> None:
+    storage.write_bytes(storage.join(uri, "forest.npz"), forest.to_bytes())
+    storage.write_json(storage.join(uri, "features.json"), list(use_case.feature_names))
+    storage.write_json(storage.join(uri, "metrics.json"), metrics)
+    storage.write_json(storage.join(uri, "entities.json"), snapshot)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "holdout.parquet"
+        holdout.to_parquet(path, index=False)
+        storage.write_bytes(storage.join(uri, "holdout.parquet"), path.read_bytes())
+    storage.write_json(storage.join(uri, "manifest.json"), manifest)  # last: marks the version complete
