@@ -1,0 +1,211 @@
+"""The `pronostico` command line: run the pipeline, predict, list and roll back models, upload."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pronostico import storage
+from pronostico.config import Settings, load_settings
+from pronostico.usecases import USE_CASES, RequestError
+from pronostico.usecases.matchups import TIERS
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args, load_settings()) or 0)
+    except RequestError as error:
+        print(f"error: {error.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, LookupError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pronostico", description=__doc__)
+    commands = parser.add_subparsers(metavar="COMMAND")
+    _pipeline_commands(commands)
+    _predict_commands(commands)
+    _model_commands(commands)
+    _data_commands(commands)
+    return parser
+
+
+def _pipeline_commands(commands: Any) -> None:
+    pipeline = commands.add_parser("pipeline", help="run the Spark pipeline locally").add_subparsers(metavar="ACTION")
+    run = pipeline.add_parser("run", help="convert, then train, then promote, through spark-submit")
+    run.add_argument("--use-case", required=True, choices=sorted(USE_CASES))
+    run.add_argument("--input", action="append", required=True, metavar="PATH_OR_URI",
+                     help="a raw CSV (path, file:// or s3://); repeat for more")
+    run.add_argument("--run-id", help="default: cli-<UTC timestamp>")
+    run.add_argument("--params", default="", help='JSON overrides of the training config, e.g. {"num_trees": 50}')
+    run.set_defaults(handler=cmd_pipeline_run)
+
+
+def _predict_commands(commands: Any) -> None:
+    predict = commands.add_parser("predict", help="predict from the current model").add_subparsers(metavar="USE_CASE")
+    matchups = predict.add_parser("matchups", help="P(home win), P(draw), P(away win)")
+    matchups.add_argument("--home", required=True, help="home (first-named) team")
+    matchups.add_argument("--away", required=True)
+    matchups.add_argument("--neutral", action="store_true", help="played on neutral ground")
+    matchups.add_argument("--tournament", default="friendly",
+                          choices=TIERS)
+    matchups.add_argument("--json", action="store_true", help="print the HTTP API's JSON object")
+    matchups.set_defaults(handler=cmd_predict, use_case="matchups")
+    assets = predict.add_parser("assets", help="sell / hold / buy for the next bar")
+    assets.add_argument("--symbol", required=True)
+    assets.add_argument("--json", action="store_true")
+    assets.set_defaults(handler=cmd_predict, use_case="assets")
+
+
+def _model_commands(commands: Any) -> None:
+    models = commands.add_parser("models", help="the model registry").add_subparsers(metavar="ACTION")
+    listing = models.add_parser("list", help="versions, holdout metrics and which one is current")
+    listing.add_argument("--use-case", choices=sorted(USE_CASES))
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_models_list)
+    promote = models.add_parser("promote", help="run the promotion gate on a version")
+    promote.add_argument("--use-case", required=True, choices=sorted(USE_CASES))
+    promote.add_argument("--version", required=True)
+    promote.set_defaults(handler=cmd_models_promote)
+    rollback = models.add_parser("rollback", help="point current.json back at an older version")
+    rollback.add_argument("--use-case", required=True, choices=sorted(USE_CASES))
+    rollback.add_argument("--version", required=True)
+    rollback.set_defaults(handler=cmd_models_rollback)
+
+
+def _data_commands(commands: Any) -> None:
+    data = commands.add_parser("data", help="demo data").add_subparsers(metavar="ACTION")
+    synthetic = data.add_parser("synthetic", help="write the synthetic demo CSVs")
+    synthetic.add_argument("--out", type=Path, required=True)
+    synthetic.add_argument("--seed", type=int, default=42)
+    synthetic.add_argument("--matches", type=int, default=24_000)
+    synthetic.set_defaults(handler=cmd_data_synthetic)
+    upload = commands.add_parser("upload", help="put a CSV into the raw bucket (this starts a run)")
+    upload.add_argument("file", type=Path)
+    upload.add_argument("--use-case", required=True, choices=sorted(USE_CASES))
+    upload.add_argument("--name", help="object name in the bucket (default: the file's name)")
+    upload.set_defaults(handler=cmd_upload)
+
+
+def cmd_pipeline_run(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.pipeline import StepFailed, run_locally
+
+    run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    inputs = [storage.to_uri(i) for i in args.input]
+    print(f"pipeline {args.use_case} run {run_id}: {len(inputs)} input(s)")
+    try:
+        outcome = run_locally(settings, args.use_case, inputs, run_id, args.params)
+    except StepFailed as failure:
+        print(f"{failure.step.name:<24} FAILED  {failure.reason}", file=sys.stderr)
+        if failure.log_path:
+            print(f"{'':<24} log: {failure.log_path}", file=sys.stderr)
+        return 1
+    total = sum(outcome["timings"].values())
+    print(f"{'total':<24} {'':<4}{total:6.1f}s")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.serving import load_current
+
+    model = load_current(settings.models_uri, args.use_case)
+    if args.use_case == "matchups":
+        payload = {"home_team": args.home, "away_team": args.away, "neutral": args.neutral,
+                   "tournament": args.tournament}
+    else:
+        payload = {"symbol": args.symbol}
+    answer = model.predict(payload)
+    print(json.dumps(answer, indent=2) if args.json else _describe_answer(answer))
+    return 0
+
+
+def _describe_answer(answer: dict[str, Any]) -> str:
+    if "home_team" in answer:
+        venue = "neutral ground" if answer["neutral"] else f"at {answer['home_team']}"
+        title = f"{answer['home_team']} vs {answer['away_team']} ({venue}, {answer['tournament']})"
+        verdict = f"{answer['winner']} to win" if answer["winner"] else "a draw"
+    else:
+        title = f"{answer['symbol']}, next bar after {answer['as_of']}"
+        verdict = answer["signal"]
+    bars = [f"  {name:<9} {p:6.1%}  {'#' * round(p * 40)}" for name, p in answer["probabilities"].items()]
+    return "\n".join([f"{title}  [model {answer['model_version']}]", *bars, f"Most likely: {verdict}"])
+
+
+def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.registry import list_versions
+
+    use_cases = [args.use_case] if args.use_case else sorted(USE_CASES)
+    listing = {uc: list_versions(settings.models_uri, uc) for uc in use_cases}
+    if args.json:
+        print(json.dumps({uc: [{k: v[k] for k in ("version", "created_at", "current", "metrics")} for v in vs]
+                          for uc, vs in listing.items()}, indent=2))
+        return 0
+    for use_case, versions in listing.items():
+        print(f"{use_case}: {len(versions)} version(s)")
+        for v in versions:
+            print("  " + _describe_version(v))
+    return 0
+
+
+def _describe_version(v: dict[str, Any]) -> str:
+    metrics = v["metrics"]
+    model = metrics.get("model", {})
+    baselines = ", ".join(f"{name} {b['log_loss']:.4f}" for name, b in metrics.get("baselines", {}).items())
+    marker = "*" if v["current"] else " "
+    return (f"{marker} {v['version']}  log loss {model.get('log_loss', float('nan')):.4f}  "
+            f"accuracy {model.get('accuracy', float('nan')):.3f}  baselines: {baselines}")
+
+
+def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.registry import promote_candidate
+
+    decision = promote_candidate(settings.models_uri, args.use_case, args.version)
+    print(f"{'promoted' if decision.promoted else 'kept the champion'}: {decision.reason}")
+    return 0 if decision.promoted else 1
+
+
+def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.registry import rollback
+
+    rollback(settings.models_uri, args.use_case, args.version)
+    print(f"{args.use_case}: current.json now points at {args.version}")
+    return 0
+
+
+def cmd_data_synthetic(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.synthetic import write_demo_data
+
+    for path in write_demo_data(args.out, args.seed, args.matches):
+        print(path)
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.file.is_file():
+        raise FileNotFoundError(f"no such file: {args.file}")
+    uri = raw_object_uri(settings, args.use_case, args.name or args.file.name)
+    storage.upload_file(args.file, uri)
+    print(uri)
+    return 0
+
+
+def raw_object_uri(settings: Settings, use_case: str, name: str) -> str:
+    return storage.join(settings.raw_uri, use_case, name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Fixtures shared by every test level: settings on a private home, the shared data, Spark."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pronostico.config import Settings, load_settings
+
+pytest_plugins = ["tests.fixtures.pipelines"]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings whose every bucket and file lives under this test's own PRONOSTICO_HOME."""
+    monkeypatch.setenv("PRONOSTICO_HOME", str(tmp_path / "home"))
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data; absent, the test skips, or fails where REQUIRE_SHARED_DATA=1 (CI)."""
+    path = load_settings().shared_data
+    if not (path / "matchups").is_dir():
+        if os.environ.get("REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"REQUIRE_SHARED_DATA=1 but {path} is missing")
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local Spark session for the whole run (starting a JVM costs seconds)."""
+    from pronostico.spark import spark_session
+
+    os.environ.setdefault("PRONOSTICO_SHUFFLE_PARTITIONS", "4")
+    session = spark_session("pronostico-tests")
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
