@@ -1,0 +1,1 @@
+"""The local stack: the processes `make demo` runs on one machine in place of AWS."""
