@@ -104,6 +104,38 @@ def detect_schema(use_case: UseCase, uri: str) -> tuple[RawSchema, list[str]]:
         f"missing {', '.join(closest.missing(header))}")
 
 
+def raw_inputs(raw_uri: str, use_case: str) -> list[storage.ObjectInfo]:
+    """Every CSV under raw/<use_case>/, sorted by key."""
+    return storage.list_objects(storage.join(raw_uri, use_case), suffix=".csv")
+
+
+def is_rejected(quarantine_uri: str, etag: str) -> bool:
+    return storage.exists(rejected_marker(quarantine_uri, etag))
+
+
+def training_inputs(raw_uri: str, quarantine_uri: str, use_case: str) -> list[storage.ObjectInfo]:
+    """The raw CSVs a run trains on: all of the use case's, except those an earlier run rejected."""
+    return [info for info in raw_inputs(raw_uri, use_case) if not is_rejected(quarantine_uri, info.etag)]
+
+
+def preflight(use_case: UseCase, uri: str, quarantine_uri: str, run_id: str) -> str:
+    """The cheap checks, without Spark, before any compute starts: the file's header must fit a schema.
+
+    Returns the schema's name. A file that fails is quarantined and marked rejected, like one the
+    convert step rejects, and FileRejected says why in one line.
+    """
+    info = storage.stat(uri)
+    try:
+        return detect_schema(use_case, uri)[0].name
+    except FileRejected as rejection:
+        report = FileReport(uri, info.etag, info.size, rejected=str(rejection))
+        run_quarantine = run_quarantine_uri(quarantine_uri, run_id)
+        _quarantine_file(uri, report, run_quarantine, quarantine_uri, run_id)
+        storage.write_json(storage.join(run_quarantine, "reasons.json"),
+                           {"run_id": run_id, "use_case": use_case.name, "files": [asdict(report)]})
+        raise FileRejected(f"{uri}: {rejection}") from None
+
+
 def convert(spark: Any, use_case: UseCase, input_uris: list[str], output_uri: str, quarantine_uri: str,
             run_id: str, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION) -> ConvertReport:
     data_uri, report_uri = run_data_uri(output_uri, run_id), run_report_uri(output_uri, run_id)

@@ -124,3 +124,21 @@ def test_a_rerun_with_the_same_run_id_is_idempotent(spark, settings, tmp_path) -
     data = spark.read.parquet(second.output_uri)
     assert first.output_uri == second.output_uri
     assert data.count() == 60 == second.rows_kept
+
+
+def test_preflight_quarantines_a_bad_header_without_spark(settings, tmp_path) -> None:
+    from pronostico.data import preflight, training_inputs
+
+    raw = storage.join(settings.raw_uri, "assets")
+    quarantine = storage.join(settings.processed_uri, "quarantine", "assets")
+    good = write(tmp_path, "good.csv", OHLCV_HEADER + "\n2024-01-02,AAA,1,2,0.5,1.5,100\n")
+    bad = write(tmp_path, "bad.csv", "when,what\n2024-01-02,x\n")
+    for path in (good, bad):
+        storage.upload_file(path, storage.join(raw, path.name))
+    assert preflight(get_use_case("assets"), storage.join(raw, "good.csv"), quarantine, "run-1") == "ohlcv_daily"
+    with pytest.raises(FileRejected, match="wrong header"):
+        preflight(get_use_case("assets"), storage.join(raw, "bad.csv"), quarantine, "run-1")
+    assert storage.exists(storage.join(quarantine, "run-1", "files", "bad.csv"))
+    assert storage.read_json(storage.join(quarantine, "run-1", "reasons.json"))["files"][0]["rejected"]
+    kept = [info.key.rsplit("/", 1)[-1] for info in training_inputs(settings.raw_uri, quarantine, "assets")]
+    assert kept == ["good.csv"], "a file rejected once is left out of later runs"
