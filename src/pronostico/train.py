@@ -47,6 +47,10 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
         values = json.loads(text) if text else {}
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown training parameter(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(cls.__dataclass_fields__)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
