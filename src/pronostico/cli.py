@@ -103,7 +103,9 @@ def _data_commands(commands: Any) -> None:
 
 def cmd_pipeline_run(args: argparse.Namespace, settings: Settings) -> int:
     from pronostico.pipeline import StepFailed, run_locally
+    from pronostico.train import TrainConfig
 
+    TrainConfig.from_json(args.params)  # a typo in --params fails here, not minutes later inside Spark
     run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
     inputs = [storage.to_uri(i) for i in args.input]
     print(f"pipeline {args.use_case} run {run_id}: {len(inputs)} input(s)")
