@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build a release of pronostico for AWS and, with --bucket, upload it where the stack reads it.
+#   usage: bootstrap/aws/release.sh [--bucket BUCKET] [--version VERSION] [--lambda-zip ZIP] [--allow-dirty]
+# dist/release/<version>/ receives, all from the commit at HEAD:
+#   cloudformation/*.yaml   the parent and nested templates
+#   boot.sh                 fetched by the EC2 user data (bootstrap/aws/boot.sh)
+#   pronostico-src.tar.gz   the source, plus the web tier's vendored static files (git ignores them)
+#   lambda_trigger.zip      the trigger Lambda's package (make lambda-zip, unless --lambda-zip is given)
+# The version defaults to the commit's short hash. Run `make install` first (it vendors the static files).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+bucket="" version="" lambda_zip="" allow_dirty=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bucket) bucket="${2:?--bucket needs a name}"; shift 2 ;;
+    --version) version="${2:?--version needs a value}"; shift 2 ;;
+    --lambda-zip) lambda_zip="${2:?--lambda-zip needs a path}"; shift 2 ;;
+    --allow-dirty) allow_dirty=1; shift ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+if [ -z "$allow_dirty" ] && [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+  echo "uncommitted changes: a release is built from HEAD, so commit first (or pass --allow-dirty)" >&2
+  exit 1
+fi
+version="${version:-$(git rev-parse --short=12 HEAD)}"
+out="dist/release/$version"
+rm -rf "$out"
+mkdir -p "$out"
+
+if [ -z "$lambda_zip" ]; then
+  make lambda-zip
+  lambda_zip=dist/lambda_trigger.zip
+fi
+cp "$lambda_zip" "$out/lambda_trigger.zip"
+
+git archive --format=tar -o "$out/pronostico-src.tar" HEAD
+if [ -d src/app/static/vendor ]; then
+  tar -rf "$out/pronostico-src.tar" src/app/static/vendor
+fi
+gzip -9 "$out/pronostico-src.tar"
+git archive --format=tar HEAD cloudformation | tar -x -C "$out"
+git show HEAD:bootstrap/aws/boot.sh > "$out/boot.sh"
+echo "release $version built in $out"
+
+if [ -n "$bucket" ]; then
+  aws s3 sync --only-show-errors "$out" "s3://$bucket/releases/$version/"
+  echo "uploaded to s3://$bucket/releases/$version/ (stack parameters: ReleaseBucket=$bucket ReleaseVersion=$version)"
+fi
