@@ -31,6 +31,10 @@ class EmrSettings:
     aws_conn_id: str = "aws_default"
     idle_timeout_seconds: int = 1800
     core_target_spot_units: int = 2
+    # The EMR-managed security groups (cloudformation/security.yaml); empty lets EMR create its defaults.
+    primary_security_group: str = ""
+    core_security_group: str = ""
+    service_access_security_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,9 @@ def _emr(env: Mapping[str, str], artifacts_uri: str) -> EmrSettings:
         aws_conn_id=env.get("PRONOSTICO_AWS_CONN_ID", EmrSettings.aws_conn_id),
         idle_timeout_seconds=int(env.get("PRONOSTICO_EMR_IDLE_TIMEOUT_SECONDS", "1800")),
         core_target_spot_units=int(env.get("PRONOSTICO_EMR_CORE_SPOT_UNITS", "2")),
+        primary_security_group=env.get("PRONOSTICO_EMR_PRIMARY_SECURITY_GROUP", ""),
+        core_security_group=env.get("PRONOSTICO_EMR_CORE_SECURITY_GROUP", ""),
+        service_access_security_group=env.get("PRONOSTICO_EMR_SERVICE_ACCESS_SECURITY_GROUP", ""),
     )
 
 
