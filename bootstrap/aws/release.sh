@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build a release of pronostico for AWS and, with --bucket, upload it where the stack reads it.
-#   usage: bootstrap/aws/release.sh [--bucket BUCKET] [--version VERSION] [--lambda-zip ZIP] [--allow-dirty]
-# dist/release/<version>/ receives, all from the commit at HEAD:
+#   usage: bootstrap/aws/release.sh [--bucket BUCKET] [--version VERSION] [--out DIR] [--lambda-zip ZIP] [--allow-dirty]
+# dist/release/<version>/ (or --out DIR) receives, all from the commit at HEAD:
 #   cloudformation/*.yaml   the parent and nested templates
 #   boot.sh                 fetched by the EC2 user data (bootstrap/aws/boot.sh)
 #   pronostico-src.tar.gz   the source, plus the web tier's vendored static files (git ignores them)
@@ -10,14 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-bucket="" version="" lambda_zip="" allow_dirty=""
+bucket="" version="" out="" lambda_zip="" allow_dirty=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --bucket) bucket="${2:?--bucket needs a name}"; shift 2 ;;
     --version) version="${2:?--version needs a value}"; shift 2 ;;
+    --out) out="${2:?--out needs a directory}"; shift 2 ;;
     --lambda-zip) lambda_zip="${2:?--lambda-zip needs a path}"; shift 2 ;;
     --allow-dirty) allow_dirty=1; shift ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -27,7 +28,7 @@ if [ -z "$allow_dirty" ] && [ -n "$(git status --porcelain --untracked-files=no)
   exit 1
 fi
 version="${version:-$(git rev-parse --short=12 HEAD)}"
-out="dist/release/$version"
+out="${out:-dist/release/$version}"
 rm -rf "$out"
 mkdir -p "$out"
 
