@@ -49,6 +49,19 @@ class AirflowSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The web tier: nginx (the local ALB), the gunicorn instances behind it, and the log shipper."""
+
+    port: int = 8000  # nginx locally (the ALB stand-in)
+    app_ports: tuple[int, ...] = (8001, 8002)  # one gunicorn instance per port locally
+    bind: str = "127.0.0.1:8001"  # what one gunicorn instance binds (bootstrap/gunicorn.conf.py)
+    workers: int = 2  # gunicorn sync workers per instance
+    rate_limit_per_second: int = 20  # nginx limit_req per client address; loopback is exempt
+    shipper_batch_rows: int = 500  # spooled predictions per INSERT transaction
+    shipper_idle_seconds: float = 0.25  # how long the shipper sleeps when the spool has nothing new
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path
     bucket_prefix: str
@@ -63,6 +76,7 @@ class Settings:
     spark_driver_memory: str
     emr: EmrSettings = field(default_factory=EmrSettings)
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @property
     def raw_uri(self) -> str:
@@ -135,6 +149,20 @@ def _airflow(env: Mapping[str, str], home: Path) -> AirflowSettings:
     )
 
 
+def _web(env: Mapping[str, str]) -> WebSettings:
+    ports = env.get("PRONOSTICO_APP_PORTS", ",".join(map(str, WebSettings.app_ports)))
+    return WebSettings(
+        port=int(env.get("PRONOSTICO_WEB_PORT", str(WebSettings.port))),
+        app_ports=tuple(int(p) for p in ports.split(",") if p.strip()),
+        bind=env.get("PRONOSTICO_BIND", WebSettings.bind),
+        workers=int(env.get("PRONOSTICO_WORKERS", str(WebSettings.workers))),
+        rate_limit_per_second=int(env.get("PRONOSTICO_RATE_LIMIT", str(WebSettings.rate_limit_per_second))),
+        shipper_batch_rows=int(env.get("PRONOSTICO_SHIPPER_BATCH_ROWS", str(WebSettings.shipper_batch_rows))),
+        shipper_idle_seconds=float(env.get("PRONOSTICO_SHIPPER_IDLE_SECONDS",
+                                           str(WebSettings.shipper_idle_seconds))),
+    )
+
+
 def _standalone_password(home: Path) -> str:
     """The password `airflow standalone` generated for admin, if the local stack made one."""
     generated = home / "airflow" / "simple_auth_manager_passwords.json.generated"
@@ -164,4 +192,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spark_driver_memory=env.get("PRONOSTICO_SPARK_DRIVER_MEMORY", "4g"),
         emr=_emr(env, uris["artifacts"]),
         airflow=_airflow(env, home),
+        web=_web(env),
     )

@@ -1,0 +1,67 @@
+"""The JSON API, /api/v1: models, entities, predictions and the OpenAPI document (contract: ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, abort, request
+
+from app.openapi import openapi_document
+from app.runtime import json_response, model_summary, runtime
+from pronostico.serving import NoModel
+from pronostico.usecases import USE_CASES, RequestError
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@blueprint.get("/models")
+def models() -> Response:
+    answer: dict[str, Any] = {}
+    for name in USE_CASES:
+        try:
+            answer[name] = model_summary(runtime().model(name))
+        except NoModel as error:
+            answer[name] = {"available": False, "reason": str(error)}
+    return json_response(answer)
+
+
+@blueprint.get("/<use_case>/<entities_key>")
+def entities(use_case: str, entities_key: str) -> Response:
+    model = runtime().model(use_case)
+    if entities_key != model.use_case.entities_key:
+        abort(404, description=f"/api/v1/{use_case}/ lists {model.use_case.entities_key}, not {entities_key}")
+    body = runtime().cached_json(entities_key, model, lambda: {
+        "model_version": model.version, entities_key: model.entities()})
+    return json_response(None, raw=body)
+
+
+@blueprint.post("/<use_case>/predict")
+def predict(use_case: str) -> Response:
+    model = runtime().model(use_case)
+    payload = json_payload(tuple(f.name for f in model.use_case.input_fields))
+    return json_response(runtime().answer_and_log(use_case, payload, "api"))
+
+
+@blueprint.get("/openapi.json")
+def openapi() -> Response:
+    return json_response(openapi_document())
+
+
+def json_payload(allowed_fields: tuple[str, ...]) -> dict[str, Any]:
+    """The body as a JSON object, or a RequestError that says what is wrong with it."""
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise RequestError("invalid_json", "the body is empty; send a JSON object", None)
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RequestError("invalid_json", f"the body is not valid JSON: {error}", None) from None
+    if not isinstance(payload, dict):
+        raise RequestError("invalid_json", f"the body must be a JSON object with {', '.join(allowed_fields)}",
+                           None)
+    unknown = [key for key in payload if key not in allowed_fields]
+    if unknown:
+        raise RequestError("unknown_field", f"unknown field {unknown[0]!r}; the fields are "
+                                            f"{', '.join(allowed_fields)}", unknown[0])
+    return payload

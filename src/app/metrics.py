@@ -1,0 +1,63 @@
+"""Prometheus metrics. Under gunicorn every worker writes its own files in PROMETHEUS_MULTIPROC_DIR (set by
+bootstrap/gunicorn.conf.py before any worker starts) and /metrics adds them up; without it, one process's own."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import REGISTRY, Collector
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+PREDICTIONS = Counter("pronostico_predictions_total", "Predictions answered and spooled", ["use_case", "channel"])
+PREDICTION_SECONDS = Histogram(
+    "pronostico_prediction_seconds", "Time in the app to parse, predict and spool one prediction", ["use_case"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+REQUEST_ERRORS = Counter("pronostico_request_errors_total", "Requests answered with an error, by code",
+                         ["status", "code"])
+
+
+def observe_prediction(use_case: str, channel: str, seconds: float) -> None:
+    PREDICTIONS.labels(use_case, channel).inc()
+    PREDICTION_SECONDS.labels(use_case).observe(seconds)
+
+
+def count_error(status: int, code: str) -> None:
+    REQUEST_ERRORS.labels(str(status), code).inc()
+
+
+class StackCollector(Collector):
+    """Gauges read at scrape time: this worker's loaded models, and the spool backlog and shipper state."""
+
+    def __init__(self, runtime: object, spool_dir: Path) -> None:
+        self.runtime = runtime
+        self.spool_dir = spool_dir
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from app.log_shipper import read_status
+
+        loaded = GaugeMetricFamily("pronostico_model_loaded", "1 for the model version this worker serves",
+                                   labels=["use_case", "version"])
+        for name, model in self.runtime.store.models.items():  # type: ignore[attr-defined]
+            loaded.add_metric([name, model.version], 1)
+        yield loaded
+        status = read_status(self.spool_dir)
+        yield GaugeMetricFamily("pronostico_spool_backlog_bytes", "Spooled prediction bytes not yet in the database",
+                                value=status["backlog_bytes"])
+        up = status.get("database_up")
+        yield GaugeMetricFamily("pronostico_log_database_up", "1 when the log shipper last reached the database",
+                                value=1 if up else 0)
+
+
+def exposition(runtime: object, spool_dir: Path) -> bytes:
+    registry = CollectorRegistry()
+    registry.register(StackCollector(runtime, spool_dir))
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY) + generate_latest(registry)

@@ -1,0 +1,122 @@
+"""The OpenAPI 3.1 document of /api/v1, built from the use cases' input fields and classes."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pronostico.usecases import USE_CASES, UseCase
+from pronostico.usecases.base import InputField
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+ENTITY_HELP = {"team": "a team name from GET /api/v1/matchups/teams",
+               "symbol": "a symbol from GET /api/v1/assets/symbols"}
+ANSWER_FIELDS: dict[str, dict[str, Any]] = {
+    "matchups": {
+        "home_team": {"type": "string"}, "away_team": {"type": "string"}, "neutral": {"type": "boolean"},
+        "tournament": {"type": "string"}, "outcome": {"type": "string", "enum": list(USE_CASES["matchups"].classes)},
+        "winner": {"type": ["string", "null"]},
+    },
+    "assets": {
+        "symbol": {"type": "string"}, "as_of": {"type": "string", "format": "date"},
+        "signal": {"type": "string", "enum": list(USE_CASES["assets"].classes)},
+    },
+}
+
+
+def field_schema(field: InputField, entity_kind: str) -> dict[str, Any]:
+    if field.kind == "bool":
+        schema: dict[str, Any] = {"type": "boolean"}
+    elif field.kind == "choice":
+        schema = {"type": "string", "enum": list(field.choices)}
+    else:
+        schema = {"type": "string", "minLength": 1, "description": ENTITY_HELP.get(entity_kind, entity_kind)}
+    if field.default is not None:
+        schema["default"] = field.default
+    return {"title": field.label, **schema}
+
+
+def request_schema(use_case: UseCase) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {f.name: field_schema(f, use_case.entity_kind) for f in use_case.input_fields},
+        "required": [f.name for f in use_case.input_fields if f.required],
+    }
+
+
+def answer_schema(use_case: UseCase) -> dict[str, Any]:
+    classes = list(use_case.classes)
+    properties = {
+        "prediction_id": {"type": "string", "format": "uuid"},
+        "model_version": {"type": "string"},
+        "probabilities": {"type": "object", "required": classes,
+                          "properties": {c: {"type": "number", "minimum": 0, "maximum": 1} for c in classes}},
+        **ANSWER_FIELDS.get(use_case.name, {}),
+    }
+    return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+def error_responses(*statuses: int) -> dict[str, Any]:
+    text = {400: "the body is not a JSON object", 404: "unknown use case or path", 413: "the body is too large",
+            422: "a field is missing, of the wrong type, or unknown (the error names it)",
+            429: "too many requests from this address", 503: "no model is loaded yet, or the log is unwritable"}
+    return {str(s): {"description": text[s], "content": {"application/json": {"schema": ERROR}}} for s in statuses}
+
+
+def use_case_paths(use_case: UseCase) -> dict[str, Any]:
+    name = use_case.name
+    title = name.capitalize()
+    return {
+        f"/api/v1/{name}/{use_case.entities_key}": {"get": {
+            "operationId": f"list_{use_case.entities_key}",
+            "summary": f"The {use_case.entities_key} the current {name} model knows",
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"model_version": {"type": "string"},
+                                                 use_case.entities_key: {"type": "array", "items": {"type": "object"}}},
+                "required": ["model_version", use_case.entities_key]}}}}, **error_responses(503)},
+        }},
+        f"/api/v1/{name}/predict": {"post": {
+            "operationId": f"predict_{name}",
+            "summary": f"Predict: {', '.join(use_case.classes)}",
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{title}Request"}}}},
+            "responses": {"200": {"description": "The prediction (logged before it is answered)",
+                                  "content": {"application/json": {
+                                      "schema": {"$ref": f"#/components/schemas/{title}Answer"}}}},
+                          **error_responses(400, 404, 413, 422, 429, 503)},
+        }},
+    }
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/v1/models": {"get": {
+            "operationId": "list_models", "summary": "Per use case: the serving version, its holdout metrics and "
+                                                     "its baselines' metrics",
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
+                "type": "object"}}}}}}},
+        "/api/v1/analytics": {"get": {
+            "operationId": "analytics", "summary": "The analytics page's data: traffic, top matchups and symbols, "
+                                                   "outcome mix, models against baselines",
+            "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {
+                "type": "object"}}}}, **error_responses(503)}}},
+    }
+    schemas: dict[str, Any] = {"Error": {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message", "field"], "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}}}}
+    for use_case in USE_CASES.values():
+        paths.update(use_case_paths(use_case))
+        title = use_case.name.capitalize()
+        schemas[f"{title}Request"] = request_schema(use_case)
+        schemas[f"{title}Answer"] = answer_schema(use_case)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "pronostico", "version": "1",
+                 "description": "Predictions for national-team football matchups and market assets. Every answered "
+                                "prediction is logged. Errors are {\"error\": {\"code\", \"message\", \"field\"}}."},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

@@ -1,0 +1,120 @@
+"""The web pages: the prediction form (home) and its answers. The form posts a plain HTML form (CSRF-protected),
+so it works without JavaScript; the JavaScript only turns the pickers into search-as-you-type boxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, render_template, request
+
+from app.errors import status_for
+from app.runtime import model_quality, runtime
+from pronostico.serving import NoModel, ServingModel
+from pronostico.usecases import USE_CASES, RequestError, UseCase
+
+blueprint = Blueprint("pages", __name__)
+
+CLASS_LABELS = {"home_win": "{home_team} win", "draw": "Draw", "away_win": "{away_team} win",
+                "sell": "Sell", "hold": "Hold", "buy": "Buy"}
+TOURNAMENT_LABELS = {"friendly": "Friendly", "minor_tournament": "Minor tournament", "qualifier": "Qualifier",
+                     "continental": "Continental finals", "world_cup": "World Cup"}
+BASELINE_LABELS = {"class_prior": "the most common result, at its usual rate",
+                   "better_ranked_wins": "the better-ranked side wins",
+                   "most_frequent_class": "always the most common signal",
+                   "same_as_last_bar": "the same signal as the last bar"}
+
+
+@dataclass
+class Card:
+    """One use case's form on the page, with what the user sent, the answer or the error."""
+
+    use_case: UseCase
+    model: ServingModel | None = None
+    unavailable: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+    answer: dict[str, Any] | None = None
+    error: RequestError | None = None
+
+    @property
+    def name(self) -> str:
+        return self.use_case.name
+
+    def entities(self) -> list[dict[str, Any]]:
+        if self.model is None:
+            return []
+        key = "name" if self.use_case.entity_kind == "team" else "symbol"
+        return sorted(self.model.entities(), key=lambda e: str(e[key]).lower())
+
+    def quality(self) -> dict[str, Any] | None:
+        return model_quality(self.model) if self.model else None
+
+    def bars(self) -> list[dict[str, Any]]:
+        if not self.answer:
+            return []
+        return [{"class": name, "label": class_label(name, self.answer), "probability": p}
+                for name, p in self.answer["probabilities"].items()]
+
+    def headline(self) -> str:
+        if not self.answer:
+            return ""
+        if self.name == "matchups":
+            return class_label(self.answer["outcome"], self.answer)
+        return self.answer["signal"].capitalize()
+
+
+def class_label(name: str, answer: dict[str, Any]) -> str:
+    return CLASS_LABELS.get(name, name).format(**{k: v for k, v in answer.items() if isinstance(v, str)})
+
+
+def build_cards() -> dict[str, Card]:
+    cards = {}
+    for name, use_case in USE_CASES.items():
+        card = Card(use_case)
+        try:
+            card.model = runtime().model(name)
+        except NoModel as error:
+            card.unavailable = str(error)
+        cards[name] = card
+    return cards
+
+
+def render_home(cards: dict[str, Card], status: int = 200, focus: str = "") -> tuple[str, int]:
+    return render_template("index.html", cards=cards, focus=focus, tournaments=TOURNAMENT_LABELS,
+                           baselines=BASELINE_LABELS), status
+
+
+@blueprint.get("/")
+def index() -> tuple[str, int]:
+    return render_home(build_cards())
+
+
+@blueprint.post("/predict/<use_case>")
+def predict(use_case: str) -> tuple[str, int]:
+    cards = build_cards()
+    card = cards.get(use_case)
+    if card is None:
+        runtime().model(use_case)  # raises UnknownUseCase: a 404 page
+        raise AssertionError("unreachable")
+    card.values = form_payload(card.use_case)
+    if card.model is None:
+        raise NoModel(card.unavailable)
+    try:
+        card.answer = runtime().answer_and_log(use_case, card.values, "form")
+    except RequestError as error:
+        card.error = error
+        return render_home(cards, status_for(error), focus=use_case)
+    return render_home(cards, focus=use_case)
+
+
+def form_payload(use_case: UseCase) -> dict[str, Any]:
+    """The form's fields as the API's JSON would carry them: a checkbox is a boolean, an empty option is absent."""
+    payload: dict[str, Any] = {}
+    for input_field in use_case.input_fields:
+        if input_field.kind == "bool":
+            payload[input_field.name] = request.form.get(input_field.name) in ("on", "true", "1", "yes")
+            continue
+        value = request.form.get(input_field.name, "").strip()
+        if value or input_field.required:
+            payload[input_field.name] = value
+    return payload

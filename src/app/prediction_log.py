@@ -1,0 +1,108 @@
+"""The prediction log: one row per answered prediction, in a schema made for BI.
+
+The table's shape lives here for the shipper; the migrations in app/migrations create it (a test proves the two
+agree). The request path never talks to the database: it turns an answer into one JSON line (`log_line`) that the
+spool keeps on disk, and the log shipper inserts those lines here in batches, idempotently by prediction id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+CHANNELS = ("form", "api")
+INPUT_COLUMNS = ("home_team", "away_team", "neutral", "tournament", "symbol", "as_of")
+PROBABILITY_CLASSES = ("home_win", "draw", "away_win", "sell", "hold", "buy")
+
+metadata = sa.MetaData()
+
+# DATETIME(6) on MySQL keeps the microseconds; SQLite keeps ISO text, which sorts and groups the same way.
+UtcDateTime = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+prediction_log = sa.Table(
+    "prediction_log",
+    metadata,
+    sa.Column("prediction_id", sa.String(36), primary_key=True, comment="UUIDv7 of the answer"),
+    sa.Column("created_at", UtcDateTime, nullable=False, comment="when it was answered, UTC"),
+    sa.Column("use_case", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False, comment="form | api"),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("home_team", sa.String(100)),
+    sa.Column("away_team", sa.String(100)),
+    sa.Column("neutral", sa.Boolean),
+    sa.Column("tournament", sa.String(32)),
+    sa.Column("symbol", sa.String(32)),
+    sa.Column("as_of", sa.Date, comment="the asset's last bar"),
+    sa.Column("outcome", sa.String(16), nullable=False, comment="matchups: the outcome; assets: the signal"),
+    *(sa.Column(f"p_{name}", sa.Float) for name in PROBABILITY_CLASSES),
+    sa.Column("latency_ms", sa.Float, nullable=False, comment="parse and model time in the app"),
+    sa.Index("ix_prediction_log_created_at", "created_at"),
+    sa.Index("ix_prediction_log_use_case_created_at", "use_case", "created_at"),
+    mysql_charset="utf8mb4",
+)
+
+COLUMNS = tuple(c.name for c in prediction_log.columns)
+
+
+def check_classes(classes_by_use_case: Mapping[str, Sequence[str]]) -> None:
+    """Fail loudly at start-up if a use case answers a class the table has no column for."""
+    for use_case, classes in classes_by_use_case.items():
+        missing = [c for c in classes if c not in PROBABILITY_CLASSES]
+        if missing:
+            raise RuntimeError(f"prediction_log has no probability column for {use_case} classes {missing}: "
+                               "add them in a migration and to PROBABILITY_CLASSES")
+
+
+def log_line(use_case: str, channel: str, answer: Mapping[str, Any], latency_ms: float,
+             answered_at: datetime | None = None) -> bytes:
+    """The spool line for one answered prediction: a flat JSON object keyed by column name."""
+    row: dict[str, Any] = {
+        "prediction_id": answer["prediction_id"],
+        "created_at": (answered_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "use_case": use_case,
+        "channel": channel,
+        "model_version": answer["model_version"],
+        "outcome": answer.get("outcome") or answer.get("signal"),
+        "latency_ms": round(latency_ms, 3),
+    }
+    for name in INPUT_COLUMNS:
+        if name in answer:
+            row[name] = answer[name]
+    for name, probability in answer["probabilities"].items():
+        row[f"p_{name}"] = probability
+    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
+
+
+def row_from_line(line: bytes) -> dict[str, Any]:
+    """A spool line as the full set of column values (executemany needs the same keys in every row)."""
+    data = json.loads(line)
+    if not isinstance(data, dict) or not data.get("prediction_id"):
+        raise ValueError("a spool line must be a JSON object with a prediction_id")
+    row = {name: data.get(name) for name in COLUMNS}
+    row["created_at"] = datetime.fromisoformat(row["created_at"]).replace(tzinfo=None)
+    if row["as_of"]:
+        row["as_of"] = date.fromisoformat(row["as_of"])
+    return row
+
+
+def insert_ignoring_duplicates(dialect_name: str) -> sa.Insert:
+    """INSERT that skips rows whose prediction_id is already logged, so that a replay is harmless."""
+    if dialect_name in ("mysql", "mariadb"):
+        statement = mysql.insert(prediction_log)
+        return statement.on_duplicate_key_update(prediction_id=prediction_log.c.prediction_id)
+    if dialect_name == "sqlite":
+        return sqlite.insert(prediction_log).on_conflict_do_nothing(index_elements=["prediction_id"])
+    if dialect_name == "postgresql":
+        return postgresql.insert(prediction_log).on_conflict_do_nothing(index_elements=["prediction_id"])
+    raise ValueError(f"the prediction log does not support {dialect_name!r} databases")
+
+
+def insert_rows(connection: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    rows = list(rows)
+    if rows:
+        connection.execute(insert_ignoring_duplicates(connection.dialect.name), rows)

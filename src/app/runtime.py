@@ -1,0 +1,115 @@
+"""What one app process holds: its ModelStore, its spool writer, and the answer-and-log path every channel shares.
+
+The request path is kept lean on purpose (issue 6 measures it under load): no database round trip, one JSON line
+appended and fdatasync'ed, and JSON for the GET endpoints serialised once per model version.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app
+
+from app import metrics
+from app.prediction_log import check_classes, log_line
+from app.spool import SpoolWriter
+from pronostico.serving import ModelStore, ServingModel
+from pronostico.usecases import USE_CASES, RequestError
+
+EXTENSION = "pronostico"
+MARGINAL_GAIN = 0.01  # a log-loss gain under 1 % of the best baseline's is called no real edge
+
+
+@dataclass
+class Runtime:
+    store: ModelStore
+    spool: SpoolWriter
+    _json: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
+    _json_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def attach(cls, app: Flask) -> Runtime:
+        check_classes({name: uc.classes for name, uc in USE_CASES.items()})
+        store = ModelStore(app.config["MODELS_URI"], tuple(USE_CASES))
+        store.refresh()
+        if app.config["MODEL_POLL_SECONDS"] > 0:
+            store.start_polling(float(app.config["MODEL_POLL_SECONDS"]))
+        runtime = cls(store, SpoolWriter(Path(app.config["SPOOL_DIR"])))
+        app.extensions[EXTENSION] = runtime
+        return runtime
+
+    def model(self, use_case: str) -> ServingModel:
+        if use_case not in USE_CASES:
+            raise UnknownUseCase(use_case)
+        return self.store.get(use_case)
+
+    def answer_and_log(self, use_case: str, payload: Mapping[str, Any], channel: str) -> dict[str, Any]:
+        """Answer a prediction and spool its log row; raises RequestError, NoModel or SpoolUnavailable."""
+        started = time.perf_counter()
+        model = self.model(use_case)  # one model for the whole request, even if a swap lands meanwhile
+        answer = model.predict(payload)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        self.spool.append(log_line(use_case, channel, answer, latency_ms))
+        metrics.observe_prediction(use_case, channel, time.perf_counter() - started)
+        return answer
+
+    def cached_json(self, name: str, model: ServingModel, build: Callable[[], Any]) -> bytes:
+        """JSON of a GET answer that only changes when the model does, serialised once per version."""
+        key = (name, model.use_case.name, model.version)
+        body = self._json.get(key)
+        if body is None:
+            body = dumps(build())
+            with self._json_lock:
+                self._json = {k: v for k, v in self._json.items() if k[:2] != key[:2]}
+                self._json[key] = body
+        return body
+
+
+class UnknownUseCase(LookupError):
+    pass
+
+
+def runtime() -> Runtime:
+    return current_app.extensions[EXTENSION]
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+def json_response(value: Any, status: int = 200, *, raw: bytes | None = None) -> Response:
+    return current_app.response_class(raw if raw is not None else dumps(value), status=status,
+                                      mimetype="application/json")
+
+
+def error_response(error: RequestError, status: int) -> Response:
+    return json_response(error.as_dict(), status)
+
+
+def model_quality(model: ServingModel) -> dict[str, Any]:
+    """The model's holdout quality beside its best naive baseline, and a plain verdict for the page."""
+    scores = model.metrics["model"]
+    baselines = model.metrics["baselines"]
+    best = min(baselines, key=lambda name: baselines[name]["log_loss"])
+    gain = (baselines[best]["log_loss"] - scores["log_loss"]) / baselines[best]["log_loss"]
+    verdict = "beats" if gain >= MARGINAL_GAIN else ("marginal" if gain > 0 else "none")
+    split = model.metrics.get("split", {})
+    return {
+        "log_loss": scores["log_loss"], "accuracy": scores["accuracy"],
+        "baseline": best, "baseline_log_loss": baselines[best]["log_loss"],
+        "baseline_accuracy": baselines[best]["accuracy"],
+        "log_loss_gain": gain, "verdict": verdict,
+        "holdout_rows": split.get("holdout_rows"), "holdout_start": split.get("holdout_start"),
+        "holdout_end": split.get("holdout_end"),
+    }
+
+
+def model_summary(model: ServingModel) -> dict[str, Any]:
+    return {**model.summary(), "use_case": model.use_case.name, "classes": list(model.use_case.classes),
+            "quality": model_quality(model)}

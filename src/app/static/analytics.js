@@ -1,0 +1,151 @@
+// The analytics page: one fetch of /api/v1/analytics, then Chart.js (vendored) draws each chart.
+(function () {
+  "use strict";
+
+  var COLORS = {
+    matchups: "#2563eb", assets: "#f59e0b",
+    home_win: "#2563eb", draw: "#94a3b8", away_win: "#ea580c",
+    buy: "#16a34a", hold: "#94a3b8", sell: "#dc2626",
+    model: "#1e3a8a", baseline: ["#cbd5e1", "#94a3b8"],
+  };
+  var LABELS = { home_win: "Home win", draw: "Draw", away_win: "Away win", buy: "Buy", hold: "Hold", sell: "Sell",
+                 matchups: "Matchups", assets: "Assets" };
+  var charts = {};
+
+  function status(text, isError) {
+    var el = document.getElementById("analytics-status");
+    el.textContent = text || "";
+    el.classList.toggle("is-error", !!isError);
+    el.classList.toggle("is-hidden", !text);
+  }
+
+  function draw(id, config) {
+    var canvas = document.getElementById(id);
+    if (charts[id]) charts[id].destroy();
+    config.options = Object.assign({ responsive: true, maintainAspectRatio: false, animation: false,
+                                     plugins: { legend: { position: "bottom" } } }, config.options || {});
+    charts[id] = new window.Chart(canvas, config);
+  }
+
+  function kpis(report) {
+    var box = document.getElementById("kpis");
+    var lastDay = function (name) {
+      var counts = report.hourly.counts[name] || [];
+      return counts.slice(-24).reduce(function (a, b) { return a + b; }, 0);
+    };
+    var items = [
+      ["Matchup predictions", report.totals.matchups],
+      ["Asset predictions", report.totals.assets],
+      ["Matchups, last 24 h", lastDay("matchups")],
+      ["Assets, last 24 h", lastDay("assets")],
+    ];
+    box.replaceChildren.apply(box, items.map(function (item) {
+      var div = document.createElement("div");
+      div.className = "kpi";
+      var value = document.createElement("div");
+      value.className = "value";
+      value.textContent = Number(item[1] || 0).toLocaleString("en");
+      var name = document.createElement("div");
+      name.className = "name";
+      name.textContent = item[0];
+      div.append(value, name);
+      return div;
+    }));
+  }
+
+  function hourly(report) {
+    draw("chart-hourly", {
+      type: "bar",
+      data: {
+        labels: report.hourly.labels.map(function (l) { return l.slice(5); }),
+        datasets: Object.keys(report.hourly.counts).map(function (name) {
+          return { label: LABELS[name] || name, data: report.hourly.counts[name], backgroundColor: COLORS[name] };
+        }),
+      },
+      options: { scales: { x: { stacked: true, ticks: { maxTicksLimit: 12 } }, y: { stacked: true, beginAtZero: true,
+                                                                                 ticks: { precision: 0 } } } },
+    });
+  }
+
+  function topBars(id, rows, label, color) {
+    draw(id, {
+      type: "bar",
+      data: { labels: rows.map(label), datasets: [{ label: "Predictions", data: rows.map(function (r) {
+        return r.predictions; }), backgroundColor: color }] },
+      options: { indexAxis: "y", plugins: { legend: { display: false } },
+                 scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
+    });
+  }
+
+  function mix(id, counts) {
+    var names = Object.keys(counts);
+    draw(id, {
+      type: "doughnut",
+      data: { labels: names.map(function (n) { return LABELS[n] || n; }),
+              datasets: [{ data: names.map(function (n) { return counts[n]; }),
+                           backgroundColor: names.map(function (n) { return COLORS[n]; }) }] },
+      options: { cutout: "55%" },
+    });
+  }
+
+  function models(report) {
+    var useCases = Object.keys(report.models);
+    var baselineNames = [];
+    useCases.forEach(function (u) {
+      Object.keys(report.models[u].scores).forEach(function (s) {
+        if (s !== "model" && baselineNames.indexOf(s) < 0) baselineNames.push(s);
+      });
+    });
+    var datasets = [{ label: "Model", backgroundColor: COLORS.model,
+                      data: useCases.map(function (u) { return report.models[u].scores.model.log_loss; }) }];
+    // one bar per baseline rank (best, second best) so both use cases share the chart
+    [0, 1].forEach(function (rank) {
+      datasets.push({
+        label: rank === 0 ? "Best baseline" : "Other baseline",
+        backgroundColor: COLORS.baseline[rank],
+        data: useCases.map(function (u) {
+          var scores = report.models[u].scores;
+          var values = Object.keys(scores).filter(function (s) { return s !== "model"; })
+            .map(function (s) { return scores[s].log_loss; }).sort();
+          return values[rank] === undefined ? null : values[rank];
+        }),
+      });
+    });
+    draw("chart-models", {
+      type: "bar",
+      data: { labels: useCases.map(function (u) { return (LABELS[u] || u) + " · " + report.models[u].version; }),
+              datasets: datasets },
+      options: { scales: { y: { beginAtZero: true, title: { display: true, text: "log loss" } } } },
+    });
+  }
+
+  function render(report) {
+    kpis(report);
+    hourly(report);
+    topBars("chart-matchups", report.top_matchups, function (r) { return r.home_team + " – " + r.away_team; },
+            COLORS.matchups);
+    topBars("chart-symbols", report.top_symbols, function (r) { return r.symbol; }, COLORS.assets);
+    mix("chart-outcomes-matchups", report.outcomes.matchups || {});
+    mix("chart-outcomes-assets", report.outcomes.assets || {});
+    models(report);
+    var total = (report.totals.matchups || 0) + (report.totals.assets || 0);
+    status(total ? "" : "No predictions logged yet: ask for one on the Predict page.", false);
+    document.getElementById("charts").setAttribute("data-rendered", report.generated_at);
+  }
+
+  function load() {
+    var source = document.getElementById("charts").getAttribute("data-source");
+    fetch(source, { headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) throw new Error(body.error ? body.error.message : "HTTP " + response.status);
+          return body;
+        });
+      })
+      .then(render)
+      .catch(function (error) { status("Could not load the analytics: " + error.message, true); });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", load);
+  else load();
+})();
