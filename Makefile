@@ -11,17 +11,24 @@ export PRONOSTICO_HOME ?= $(CURDIR)/var
 VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM := bootstrap/local/install_system_packages.sh
+CHECKOV := tools/checkov/.venv
 
-.PHONY: help install system demo down test lint format bench chaos lambda-zip clean
+.PHONY: help install system demo down test lint format bench chaos lambda-zip aws-release clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(BIN)/.synced system ## uv, the locked environment and the Debian packages
+install: $(BIN)/.synced $(CHECKOV)/.synced system ## uv, the locked environments and the Debian packages
 
 $(BIN)/.synced: pyproject.toml uv.lock
 	bootstrap/local/ensure_uv.sh
 	uv sync --locked --all-extras --python 3.11
+	@touch $@
+
+# checkov has an environment of its own: its pins clash with Airflow's.
+$(CHECKOV)/.synced: tools/checkov/pyproject.toml tools/checkov/uv.lock
+	bootstrap/local/ensure_uv.sh
+	uv sync --locked --project tools/checkov --python 3.11
 	@touch $@
 
 system:
@@ -34,7 +41,7 @@ down: ## stop every process make demo started
 	@[ -x $(BIN)/python ] && $(BIN)/python -m pronostico.demo --down || true
 
 test: install ## every test: code, data, model, and the stack
-	$(SYSTEM) java nginx mariadb chromium
+	$(SYSTEM) java nginx mariadb chromium systemd
 	$(BIN)/pytest
 
 lint: $(BIN)/.synced ## ruff
@@ -43,6 +50,9 @@ lint: $(BIN)/.synced ## ruff
 format: $(BIN)/.synced
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+aws-release: install ## build the AWS release in dist/release/ (RELEASE_BUCKET=... also uploads it)
+	bootstrap/aws/release.sh $(if $(RELEASE_BUCKET),--bucket $(RELEASE_BUCKET))
 
 clean: down ## remove local state (var/) and build outputs
 	rm -rf var dist build

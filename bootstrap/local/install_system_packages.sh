@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local stack needs, only those that are missing.
-#   usage: install_system_packages.sh [java] [nginx] [mariadb] [chromium] [wrk] [node]
+#   usage: install_system_packages.sh [java] [nginx] [mariadb] [chromium] [wrk] [node] [systemd]
 # With no argument it checks all of them. Runs apt-get update once, and only if needed.
 set -euo pipefail
 
 wanted=("$@")
 if [ ${#wanted[@]} -eq 0 ]; then
-  wanted=(java nginx mariadb chromium wrk node)
+  wanted=(java nginx mariadb chromium wrk node systemd)
 fi
 
 missing=()
@@ -18,6 +18,7 @@ for item in "${wanted[@]}"; do
     chromium) command -v chromium >/dev/null 2>&1 || missing+=(chromium) ;;
     wrk)      command -v wrk >/dev/null 2>&1 || missing+=(wrk) ;;
     node)     command -v npm >/dev/null 2>&1 || missing+=(nodejs npm) ;;
+    systemd)  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd) ;;  # verifies bootstrap/systemd
     *) echo "unknown package group: $item" >&2; exit 2 ;;
   esac
 done
