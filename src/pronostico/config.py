@@ -35,6 +35,7 @@ class EmrSettings:
     primary_security_group: str = ""
     core_security_group: str = ""
     service_access_security_group: str = ""
+    poll_seconds: int = 60  # how often the DAG's sensors ask EMR about a step
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ class AirflowSettings:
     mode: str = "rest"  # rest | mwaa
     mwaa_environment: str = ""
     dag_id: str = "pronostico_retrain"
+    schedule: str = "@weekly"  # the scheduled retrain of every use case; "none" turns it off
+    trigger_attempts: int = 5  # the trigger's tries against Airflow before it fails (timeouts and 5xx)
+    trigger_backoff_seconds: float = 1.0  # doubled after each failed try
+    timeout_seconds: float = 10.0  # per HTTP request to Airflow
+
+
+@dataclass(frozen=True)
+class WatcherSettings:
+    """The local stand-in for S3 event notifications (pronostico.stack.watcher)."""
+
+    poll_seconds: float = 1.0
+    settle_seconds: float = 2.0  # a file must keep its size and mtime this long before it counts as uploaded
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ class Settings:
     spark_driver_memory: str
     emr: EmrSettings = field(default_factory=EmrSettings)
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
+    watcher: WatcherSettings = field(default_factory=WatcherSettings)
     web: WebSettings = field(default_factory=WebSettings)
 
     @property
@@ -134,6 +148,7 @@ def _emr(env: Mapping[str, str], artifacts_uri: str) -> EmrSettings:
         primary_security_group=env.get("PRONOSTICO_EMR_PRIMARY_SECURITY_GROUP", ""),
         core_security_group=env.get("PRONOSTICO_EMR_CORE_SECURITY_GROUP", ""),
         service_access_security_group=env.get("PRONOSTICO_EMR_SERVICE_ACCESS_SECURITY_GROUP", ""),
+        poll_seconds=int(env.get("PRONOSTICO_EMR_POLL_SECONDS", "60")),
     )
 
 
@@ -146,6 +161,17 @@ def _airflow(env: Mapping[str, str], home: Path) -> AirflowSettings:
         mode=env.get("PRONOSTICO_AIRFLOW_MODE", "rest"),
         mwaa_environment=env.get("PRONOSTICO_MWAA_ENVIRONMENT", ""),
         dag_id=env.get("PRONOSTICO_DAG_ID", AirflowSettings.dag_id),
+        schedule=env.get("PRONOSTICO_RETRAIN_SCHEDULE", AirflowSettings.schedule),
+        trigger_attempts=int(env.get("PRONOSTICO_TRIGGER_ATTEMPTS", "5")),
+        trigger_backoff_seconds=float(env.get("PRONOSTICO_TRIGGER_BACKOFF_SECONDS", "1.0")),
+        timeout_seconds=float(env.get("PRONOSTICO_AIRFLOW_TIMEOUT_SECONDS", "10")),
+    )
+
+
+def _watcher(env: Mapping[str, str]) -> WatcherSettings:
+    return WatcherSettings(
+        poll_seconds=float(env.get("PRONOSTICO_WATCH_POLL_SECONDS", "1.0")),
+        settle_seconds=float(env.get("PRONOSTICO_WATCH_SETTLE_SECONDS", "2.0")),
     )
 
 
@@ -192,5 +218,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spark_driver_memory=env.get("PRONOSTICO_SPARK_DRIVER_MEMORY", "4g"),
         emr=_emr(env, uris["artifacts"]),
         airflow=_airflow(env, home),
+        watcher=_watcher(env),
         web=_web(env),
     )
