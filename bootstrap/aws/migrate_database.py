@@ -13,6 +13,7 @@ import sys
 
 import sqlalchemy as sa
 
+from app.db import create_engine
 from pronostico.config import load_settings
 
 LOCK_NAME = "pronostico-migrations"
@@ -20,7 +21,7 @@ LOCK_TIMEOUT_SECONDS = 900
 
 
 def upgrade_under_lock(db_url: str) -> None:
-    engine = sa.create_engine(db_url, pool_pre_ping=True)
+    engine = create_engine(db_url)
     with engine.connect() as connection:
         got = connection.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"),
                                  {"name": LOCK_NAME, "timeout": LOCK_TIMEOUT_SECONDS}).scalar()
