@@ -22,19 +22,12 @@ curl -fsS --retry 5 -o "$RDS_CA.tmp" https://truststore.pki.rds.amazonaws.com/gl
 mv "$RDS_CA.tmp" "$RDS_CA"
 chmod 0644 "$RDS_CA"
 
-db_url="$(secret_string "$DB_SECRET_ARN" | RDS_CA="$RDS_CA" "$PYTHON311" -c '
-import json, os, sys
-from urllib.parse import quote
-s = json.load(sys.stdin)
-user, password = quote(s["username"], safe=""), quote(s["password"], safe="")
-print(f"mysql+pymysql://{user}:{password}@{s[\"host\"]}:{s[\"port\"]}/{s.get(\"dbname\", \"pronostico\")}"
-      f"?charset=utf8mb4&ssl_ca={os.environ[\"RDS_CA\"]}")
-')"
+db_url="$(secret_string "$DB_SECRET_ARN" | "$PYTHON311" "$RELEASE_DIR/bootstrap/aws/database_url.py" "$RDS_CA")"
 write_private_file "$ENV_FILE" <<ENV
 PRONOSTICO_HOME=/var/lib/pronostico
 PRONOSTICO_STORAGE=s3
 PRONOSTICO_BUCKET_PREFIX=$PRONOSTICO_BUCKET_PREFIX
-PRONOSTICO_DB_URL=$db_url
+PRONOSTICO_DB_URL="$db_url"
 PRONOSTICO_SECRET_KEY=$(secret_string "$APP_SECRET_ARN" | json_field secret_key)
 PRONOSTICO_BIND=$APP_BIND
 PRONOSTICO_WORKERS=$(($(nproc) * 2))

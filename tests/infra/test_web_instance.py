@@ -6,12 +6,16 @@ that arrangement in a scratch prefix and asks the real nginx (Debian's, installe
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
 
 from pronostico.config import PROJECT_ROOT
 
@@ -62,3 +66,32 @@ def test_the_rendered_site_passes_nginx_t_inside_an_http_block_like_al2023s(tmp_
     done = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def database_url_module() -> Any:
+    spec = importlib.util.spec_from_file_location("database_url", BOOTSTRAP_DIR / "aws" / "database_url.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_database_url_carries_any_generated_password_and_verifies_rds_tls() -> None:
+    secret = {"username": "pronostico", "password": "p@ss/w:rd%&?#", "host": "log.abc.us-east-1.rds.amazonaws.com",
+              "port": 3306, "dbname": "pronostico", "engine": "mysql"}
+    url = sa.make_url(database_url_module().database_url(secret, "/etc/pronostico/rds-ca.pem"))
+    assert (url.drivername, url.username, url.password) == ("mysql+pymysql", "pronostico", secret["password"])
+    assert (url.host, url.port, url.database) == (secret["host"], 3306, "pronostico")
+    assert url.query["ssl_ca"] == "/etc/pronostico/rds-ca.pem"
+
+
+def test_the_env_file_gives_bash_and_systemd_the_same_database_url(tmp_path: Path) -> None:
+    """web_instance.sh sources its env file in bash for the migrations, and systemd reads it for the services."""
+    url = database_url_module().database_url(
+        {"username": "u", "password": "p", "host": "h", "port": 3306}, "/etc/pronostico/rds-ca.pem")
+    [line] = re.findall(r"^PRONOSTICO_DB_URL=.*$", (BOOTSTRAP_DIR / "aws" / "web_instance.sh").read_text(), re.M)
+    env_file = tmp_path / "env"
+    env_file.write_text(line.replace("$db_url", url) + "\n")
+    sourced = subprocess.run(["bash", "-c", f'set -a; . "{env_file}"; printf %s "$PRONOSTICO_DB_URL"'],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+    assert sourced == url  # an unquoted '&' in the URL would have sent bash off in the background
+    assert line == 'PRONOSTICO_DB_URL="$db_url"'  # systemd's EnvironmentFile drops the quotes the same way
