@@ -51,6 +51,13 @@ def test_no_rule_opens_ssh_and_every_rule_is_described(templates: dict[str, Temp
     assert [r["SourceSecurityGroupId"] for r in airflow] == [{"Ref": "LambdaSecurityGroup"}]
 
 
+def test_every_group_but_emrs_own_replaces_the_default_allow_all_egress(templates: dict[str, Template]) -> None:
+    """A group without inline egress rules keeps AWS's allow-all egress, even beside SecurityGroupEgress resources."""
+    open_egress = {name for name, group in all_resources(templates, "AWS::EC2::SecurityGroup").items()
+                   if "SecurityGroupEgress" not in group["Properties"]}
+    assert open_egress == {"security.EmrPrimarySecurityGroup", "security.EmrCoreSecurityGroup"}  # EMR manages these
+
+
 def test_the_database_is_reached_only_from_the_web_and_airflow_groups(templates: dict[str, Template]) -> None:
     rules = [r for g, r in ingress_rules(templates) if g.endswith("DatabaseSecurityGroup")
              or g.endswith("DatabaseSecurityGroupId")]
