@@ -156,7 +156,7 @@ def _airflow(env: Mapping[str, str], home: Path) -> AirflowSettings:
     return AirflowSettings(
         url=env.get("PRONOSTICO_AIRFLOW_URL", AirflowSettings.url).rstrip("/"),
         username=env.get("PRONOSTICO_AIRFLOW_USERNAME", AirflowSettings.username),
-        password=env.get("PRONOSTICO_AIRFLOW_PASSWORD", "") or _standalone_password(home),
+        password=env.get("PRONOSTICO_AIRFLOW_PASSWORD", "") or standalone_password(home),
         secret_arn=env.get("PRONOSTICO_AIRFLOW_SECRET_ARN", ""),
         mode=env.get("PRONOSTICO_AIRFLOW_MODE", "rest"),
         mwaa_environment=env.get("PRONOSTICO_MWAA_ENVIRONMENT", ""),
@@ -189,7 +189,7 @@ def _web(env: Mapping[str, str]) -> WebSettings:
     )
 
 
-def _standalone_password(home: Path) -> str:
+def standalone_password(home: Path) -> str:
     """The password `airflow standalone` generated for admin, if the local stack made one."""
     generated = home / "airflow" / "simple_auth_manager_passwords.json.generated"
     if not generated.exists():
