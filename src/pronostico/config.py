@@ -90,6 +90,7 @@ class Settings:
     emr: EmrSettings = field(default_factory=EmrSettings)
     airflow: AirflowSettings = field(default_factory=AirflowSettings)
     watcher: WatcherSettings = field(default_factory=WatcherSettings)
+    train_params: str = ""  # TrainConfig overrides (JSON) for DAG runs whose conf sets none
     web: WebSettings = field(default_factory=WebSettings)
 
     @property
@@ -219,5 +220,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         emr=_emr(env, uris["artifacts"]),
         airflow=_airflow(env, home),
         watcher=_watcher(env),
+        train_params=env.get("PRONOSTICO_TRAIN_PARAMS", ""),
         web=_web(env),
     )
