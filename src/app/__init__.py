@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Flask
 
+from app.spool import DEFAULT_SEGMENT_BYTES
 from pronostico.config import Settings, load_settings
 
 MAX_BODY_BYTES = 16 * 1024  # a prediction request is a few dozen bytes; nginx caps bodies at the same size
@@ -43,6 +44,7 @@ def default_config(settings: Settings) -> dict[str, Any]:
         "MODELS_URI": settings.models_uri,
         "DB_URL": settings.db_url,
         "SPOOL_DIR": str(settings.spool_dir),
+        "SPOOL_SEGMENT_BYTES": DEFAULT_SEGMENT_BYTES,
         "MODEL_POLL_SECONDS": settings.model_poll_seconds,  # 0 turns polling off (tests refresh by hand)
         "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
         "ANALYTICS_CACHE_SECONDS": 5.0,

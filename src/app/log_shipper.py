@@ -94,7 +94,9 @@ class LogShipper:
             try:
                 shipped = self.ship_batch()
                 backoff = self.idle_seconds
-                if not shipped:
+                if shipped < self.batch_rows:
+                    # caught up: wait for rows to gather rather than commit a trickle, whose fsyncs would
+                    # compete with the web workers' own
                     stop.wait(self.idle_seconds)
             except DatabaseAway as error:
                 self._mark(up=False, error=str(error))

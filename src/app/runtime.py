@@ -40,7 +40,7 @@ class Runtime:
         store.refresh()
         if app.config["MODEL_POLL_SECONDS"] > 0:
             store.start_polling(float(app.config["MODEL_POLL_SECONDS"]))
-        runtime = cls(store, SpoolWriter(Path(app.config["SPOOL_DIR"])))
+        runtime = cls(store, SpoolWriter(Path(app.config["SPOOL_DIR"]), int(app.config["SPOOL_SEGMENT_BYTES"])))
         app.extensions[EXTENSION] = runtime
         return runtime
 

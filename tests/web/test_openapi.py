@@ -1,0 +1,59 @@
+"""The OpenAPI document, and the API fuzzed against it: no input makes a 5xx or an error that is not JSON."""
+
+from __future__ import annotations
+
+import itertools
+
+import hypothesis
+import pytest
+import schemathesis
+from schemathesis.generation import GenerationMode
+
+from tests.web.conftest import app_config
+
+
+@pytest.fixture(scope="module")
+def fuzzed_app(trained_models, tmp_path_factory):
+    from app import create_app
+    from app.db import upgrade
+
+    config = app_config(trained_models, tmp_path_factory.mktemp("fuzz"))
+    upgrade(config["DB_URL"])
+    application = create_app(config)
+    yield application
+    application.extensions["pronostico"].spool.close()
+
+
+def test_openapi_document_describes_every_endpoint(client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) == {"/api/v1/models", "/api/v1/analytics", "/api/v1/matchups/teams",
+                                      "/api/v1/matchups/predict", "/api/v1/assets/symbols",
+                                      "/api/v1/assets/predict"}
+    request = document["components"]["schemas"]["MatchupsRequest"]
+    assert request["required"] == ["home_team", "away_team"]
+    assert request["properties"]["tournament"]["enum"][0] == "friendly"
+    assert "422" in document["paths"]["/api/v1/assets/predict"]["post"]["responses"]
+
+
+def test_no_request_makes_a_server_error(fuzzed_app):
+    """Schemathesis generates requests from the document, valid and not; each must get a non-5xx answer, and
+    each error must be the JSON error object."""
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzzed_app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) == 6
+    for operation, mode in itertools.product(operations, GenerationMode):
+        if mode is GenerationMode.NEGATIVE and operation.method.upper() != "POST":
+            continue  # a GET without parameters has no invalid form
+
+        @hypothesis.given(case=operation.as_strategy(mode))
+        @hypothesis.settings(max_examples=30, deadline=None, derandomize=True, database=None,
+                             suppress_health_check=list(hypothesis.HealthCheck))
+        def answers_without_a_server_error(case) -> None:
+            response = case.call()
+            assert response.status_code < 500, f"{case.method} {case.path}: {response.text}"
+            if response.status_code >= 400:
+                error = response.json()["error"]
+                assert set(error) == {"code", "message", "field"} and error["message"]
+
+        answers_without_a_server_error()

@@ -1,0 +1,214 @@
+"""The prediction log: the spool, the log shipper, and the Alembic migrations on SQLite and a real MariaDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app import db
+from app.log_shipper import DatabaseAway, LogShipper
+from app.prediction_log import log_line, metadata
+from app.spool import SpoolReader, SpoolUnavailable, SpoolWriter
+from pronostico.stack import processes
+
+VIEWS = {"prediction_hourly", "prediction_daily", "prediction_top_matchups", "prediction_top_teams",
+         "prediction_top_symbols", "prediction_outcomes"}
+
+
+def matchup_answer(home: str = "Brazil", away: str = "Argentina") -> dict:
+    return {"prediction_id": str(uuid.uuid4()), "model_version": "v1", "home_team": home, "away_team": away,
+            "neutral": False, "tournament": "friendly", "outcome": "home_win", "winner": home,
+            "probabilities": {"home_win": 0.5, "draw": 0.3, "away_win": 0.2}}
+
+
+def asset_answer(symbol: str = "SPY") -> dict:
+    return {"prediction_id": str(uuid.uuid4()), "model_version": "v2", "symbol": symbol, "as_of": "2026-03-25",
+            "signal": "buy", "probabilities": {"sell": 0.2, "hold": 0.3, "buy": 0.5}}
+
+
+def spool(directory: Path, answers: list[tuple[str, dict]], segment_bytes: int = 1 << 20) -> SpoolWriter:
+    writer = SpoolWriter(directory, segment_bytes)
+    for use_case, answer in answers:
+        writer.append(log_line(use_case, "api", answer, 0.5))
+    return writer
+
+
+def count(url: str, sql: str = "SELECT COUNT(*) FROM prediction_log") -> int:
+    engine = db.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(sa.text(sql)).scalar_one())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def db_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'log.db'}"
+    return request.getfixturevalue("mariadb_url")
+
+
+# --- the spool ----------------------------------------------------------------------------------------------------
+
+def test_spool_lines_come_back_in_order_across_segments(tmp_path):
+    answers = [("matchups", matchup_answer()) for _ in range(40)]
+    writer = spool(tmp_path, answers, segment_bytes=4096)  # a few lines per segment: forces rotation
+    reader = SpoolReader(tmp_path)
+    assert len(reader.segments()) > 3
+    batch = reader.next_batch(1000)
+    assert [json.loads(line)["prediction_id"] for line in batch.lines] == [a["prediction_id"] for _, a in answers]
+    writer.close()
+
+
+def test_spool_position_survives_a_shipper_restart(tmp_path):
+    spool(tmp_path, [("assets", asset_answer()) for _ in range(10)]).close()
+    first = SpoolReader(tmp_path)
+    batch = first.next_batch(4)
+    first.commit(batch)
+    again = SpoolReader(tmp_path).next_batch(100)  # a new shipper process starts where the last one committed
+    assert len(again.lines) == 6
+    assert json.loads(again.lines[0]) == json.loads(SpoolReader(tmp_path).next_batch(100).lines[0])
+
+
+def test_a_segment_is_deleted_only_when_shipped_and_released(tmp_path):
+    writer = spool(tmp_path, [("assets", asset_answer())])
+    reader = SpoolReader(tmp_path)
+    reader.commit(reader.next_batch(10))
+    assert reader.remove_finished() == []  # its writer still holds it
+    writer.close()
+    assert len(reader.remove_finished()) == 1 and reader.segments() == []
+
+
+def test_an_unfinished_line_of_a_dead_writer_is_set_aside(tmp_path):
+    writer = spool(tmp_path, [("assets", asset_answer())])
+    segment = writer.segment
+    with segment.open("r+b") as handle:  # what a worker killed in the middle of a write leaves
+        handle.seek(len(log_line("assets", "api", asset_answer(), 0.5)))
+        handle.write(b'{"prediction_id": "half')
+    writer.close()
+    reader = SpoolReader(tmp_path)
+    assert len(reader.next_batch(10).lines) == 1
+    reader.commit(reader.next_batch(10))
+    assert reader.remove_finished() == [segment.name]
+    assert "incomplete last line" in (tmp_path / "rejected.log").read_text()
+
+
+def test_a_forked_worker_writes_a_segment_of_its_own(tmp_path):
+    writer = spool(tmp_path, [("assets", asset_answer())])
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            writer.append(log_line("assets", "api", asset_answer(), 0.5))
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    reader = SpoolReader(tmp_path)
+    assert len(reader.segments()) == 2 and len(reader.next_batch(10).lines) == 2
+    writer.close()
+
+
+def test_an_unwritable_spool_refuses_the_line(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    with pytest.raises(SpoolUnavailable):
+        SpoolWriter(blocked).append(b"{}\n")
+
+
+# --- the shipper and the migrations -------------------------------------------------------------------------------
+
+def test_migrations_create_the_table_and_views_and_downgrade_removes_them(db_url):
+    db.upgrade(db_url)
+    assert db.current_revision(db_url) == "0002"
+    engine = db.create_engine(db_url)
+    try:
+        inspector = sa.inspect(engine)
+        assert "prediction_log" in inspector.get_table_names()
+        assert set(inspector.get_view_names()) >= VIEWS
+        indexed = {tuple(index["column_names"]) for index in inspector.get_indexes("prediction_log")}
+        assert ("created_at",) in indexed and ("use_case", "created_at") in indexed
+        assert inspector.get_pk_constraint("prediction_log")["constrained_columns"] == ["prediction_id"]
+        from alembic.autogenerate import compare_metadata
+        from alembic.migration import MigrationContext
+
+        with engine.connect() as connection:  # the shipper's table is exactly what the migrations made
+            diff = compare_metadata(MigrationContext.configure(connection), metadata)
+        assert [d for d in diff if d[0] not in ("remove_table",)] == []
+    finally:
+        engine.dispose()
+    db.downgrade(db_url, "base")
+    engine = db.create_engine(db_url)
+    try:
+        assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+        assert not VIEWS & set(sa.inspect(engine).get_view_names())
+    finally:
+        engine.dispose()
+    db.upgrade(db_url)  # and back up again
+    assert db.current_revision(db_url) == "0002"
+
+
+def test_shipping_is_idempotent_and_the_views_count_it(db_url, tmp_path):
+    db.upgrade(db_url)
+    answers = [("matchups", matchup_answer("Brazil", "Argentina")) for _ in range(3)]
+    answers += [("matchups", matchup_answer("Spain", "Brazil")), ("assets", asset_answer("SPY")),
+                ("assets", asset_answer("SPY")), ("assets", asset_answer("AAPL"))]
+    spool(tmp_path / "spool", answers).close()
+    engine = db.create_engine(db_url)
+    try:
+        assert LogShipper(engine, tmp_path / "spool").drain() == 7
+        (tmp_path / "spool" / "positions.json").unlink(missing_ok=True)
+        spool(tmp_path / "spool", answers[:2]).close()  # the same predictions again: a replay
+        LogShipper(engine, tmp_path / "spool").drain()
+    finally:
+        engine.dispose()
+    assert count(db_url) == 7
+    assert count(db_url, "SELECT COUNT(DISTINCT prediction_id) FROM prediction_log") == 7
+    assert count(db_url, "SELECT predictions FROM prediction_top_matchups WHERE home_team = 'Brazil'") == 3
+    assert count(db_url, "SELECT predictions FROM prediction_top_teams WHERE team = 'Brazil'") == 4
+    assert count(db_url, "SELECT predictions FROM prediction_top_symbols WHERE symbol = 'SPY'") == 2
+    assert count(db_url, "SELECT SUM(predictions) FROM prediction_daily WHERE use_case = 'assets'") == 3
+    assert count(db_url, "SELECT SUM(predictions) FROM prediction_hourly") == 7
+    assert count(db_url, "SELECT predictions FROM prediction_outcomes WHERE outcome = 'buy'") == 3
+    hour = datetime.now(UTC).strftime("%Y-%m-%d %H")
+    assert count(db_url, f"SELECT COUNT(*) FROM prediction_hourly WHERE hour >= '{hour}:00:00'") >= 1
+
+
+def test_typed_columns_round_trip(db_url, tmp_path):
+    db.upgrade(db_url)
+    answer = asset_answer("BTC-USD")
+    spool(tmp_path / "spool", [("assets", answer)]).close()
+    engine = db.create_engine(db_url)
+    try:
+        LogShipper(engine, tmp_path / "spool").drain()
+        with engine.connect() as connection:
+            row = connection.execute(sa.text("SELECT * FROM prediction_log")).mappings().one()
+    finally:
+        engine.dispose()
+    assert row["prediction_id"] == answer["prediction_id"] and row["symbol"] == "BTC-USD"
+    assert str(row["as_of"]) == "2026-03-25" and row["outcome"] == "buy" and row["p_buy"] == pytest.approx(0.5)
+    assert row["home_team"] is None and row["latency_ms"] == pytest.approx(0.5)
+    assert str(row["created_at"]).startswith(str(datetime.now(UTC).year))
+
+
+def test_while_the_database_refuses_connections_nothing_is_lost(mariadb_url, tmp_path):
+    """The shipper pointed at a port that refuses keeps every row; pointed back at MariaDB it ships them all."""
+    db.upgrade(mariadb_url)
+    answers = [("assets", asset_answer()) for _ in range(25)]
+    spool(tmp_path / "spool", answers).close()
+    refusing = sa.make_url(mariadb_url).set(port=processes.free_port()).render_as_string(hide_password=False)
+    away = LogShipper(db.create_engine(refusing), tmp_path / "spool")
+    with pytest.raises(DatabaseAway):
+        away.ship_batch()
+    assert away.reader.backlog_bytes() > 0
+    engine = db.create_engine(mariadb_url)
+    try:
+        assert LogShipper(engine, tmp_path / "spool").drain() == 25
+    finally:
+        engine.dispose()
+    assert count(mariadb_url) == 25
