@@ -11,6 +11,7 @@ export PRONOSTICO_HOME ?= $(CURDIR)/var
 VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM := bootstrap/local/install_system_packages.sh
+VENDOR := src/app/static/vendor/.built
 CHECKOV := tools/checkov/.venv
 
 .PHONY: help install system demo down test lint format bench chaos lambda-zip aws-release clean
@@ -18,7 +19,7 @@ CHECKOV := tools/checkov/.venv
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(BIN)/.synced $(CHECKOV)/.synced system ## uv, the locked environments and the Debian packages
+install: $(BIN)/.synced $(CHECKOV)/.synced system $(VENDOR) ## uv, the locked environments, the Debian packages, the web's JS
 
 $(BIN)/.synced: pyproject.toml uv.lock
 	bootstrap/local/ensure_uv.sh
@@ -29,6 +30,12 @@ $(BIN)/.synced: pyproject.toml uv.lock
 $(CHECKOV)/.synced: tools/checkov/pyproject.toml tools/checkov/uv.lock
 	bootstrap/local/ensure_uv.sh
 	uv sync --locked --project tools/checkov --python 3.11
+	@touch $@
+
+# the web pages' JS and CSS libraries, from the npm registry (package-lock.json) into src/app/static/vendor/
+$(VENDOR): src/app/frontend/package.json src/app/frontend/package-lock.json src/app/frontend/build.sh
+	$(SYSTEM) node
+	src/app/frontend/build.sh
 	@touch $@
 
 system:
