@@ -42,6 +42,7 @@ system:
 	$(SYSTEM) java
 
 demo: install ## the whole local stack with trained models, left running (make down stops it)
+	$(SYSTEM) java nginx
 	$(BIN)/python -m pronostico.demo
 
 down: ## stop every process make demo started
@@ -50,6 +51,9 @@ down: ## stop every process make demo started
 test: install ## every test: code, data, model, and the stack
 	$(SYSTEM) java nginx mariadb chromium systemd
 	$(BIN)/pytest
+
+lambda-zip: $(BIN)/.synced ## the trigger Lambda's package: dist/lambda_trigger.zip
+	$(BIN)/python -m pronostico.packaging lambda-zip dist/lambda_trigger.zip
 
 lint: $(BIN)/.synced ## ruff
 	$(BIN)/ruff check .

@@ -1,0 +1,75 @@
+"""Deterministic zip archives of the code: the package for EMR's --py-files, and the trigger Lambda's package.
+
+The same sources always give the same bytes (sorted entries, fixed timestamps, no caches), so a digest of the
+archive names a code version, and staging the same code twice writes nothing new.
+
+    python -m pronostico.packaging lambda-zip dist/lambda_trigger.zip
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import sys
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import pronostico
+
+SOURCE_ROOT = Path(pronostico.__file__).resolve().parent.parent  # src/, or site-packages/ when installed
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+# The handler imports pronostico.config only, which needs nothing but the standard library.
+LAMBDA_MODULES = ("pronostico/__init__.py", "pronostico/config.py")
+
+
+def package_files(package_dir: Path, root: Path) -> list[tuple[Path, str]]:
+    """(file, name in the archive) for each Python source of a package, caches left out."""
+    return [(path, path.relative_to(root).as_posix()) for path in sorted(package_dir.rglob("*"))
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo")]
+
+
+def build_zip(entries: Iterable[tuple[Path, str]]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, name in sorted(entries, key=lambda entry: entry[1]):
+            info = zipfile.ZipInfo(name, FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes())
+    return buffer.getvalue()
+
+
+def pronostico_zip() -> bytes:
+    """The pronostico package, importable from the zip (spark-submit --py-files)."""
+    return build_zip(package_files(SOURCE_ROOT / "pronostico", SOURCE_ROOT))
+
+
+def lambda_zip() -> bytes:
+    """lambda_trigger plus the stdlib-only modules of pronostico that it imports."""
+    entries = package_files(SOURCE_ROOT / "lambda_trigger", SOURCE_ROOT)
+    entries += [(SOURCE_ROOT / name, name) for name in LAMBDA_MODULES]
+    return build_zip(entries)
+
+
+def digest(*blobs: bytes) -> str:
+    sha = hashlib.sha256()
+    for blob in blobs:
+        sha.update(hashlib.sha256(blob).digest())
+    return sha.hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="build deployment archives")
+    parser.add_argument("what", choices=["lambda-zip"])
+    parser.add_argument("out", type=Path)
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(lambda_zip())
+    print(f"{args.out} ({args.out.stat().st_size:,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
