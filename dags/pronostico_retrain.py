@@ -1,0 +1,174 @@
+"""pronostico_retrain: an upload to the raw bucket (or the weekly schedule) retrains a use case and promotes it.
+
+Triggered by the S3 -> Lambda -> REST trigger (`lambda_trigger`) with the uploaded object in its conf, or on the
+schedule with no conf (every use case that has raw data). `PRONOSTICO_COMPUTE`, read when this file is parsed,
+picks the backend:
+
+- **emr**: validate and locate the input -> stage the code -> create a transient spot cluster -> add the steps ->
+  watch each step -> terminate the cluster (always) -> promote -> a watcher that fails the run if anything failed.
+- **local**: validate and locate the input -> the same steps through spark-submit in local mode -> promote.
+
+The steps are `pronostico.pipeline.pipeline_steps`, defined once; the tasks call `pronostico.orchestration`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.providers.amazon.aws.operators.emr import (
+    EmrAddStepsOperator,
+    EmrCreateJobFlowOperator,
+    EmrTerminateJobFlowOperator,
+)
+from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+from airflow.sdk import DAG, TriggerRule, chain, get_current_context, task
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from pronostico import orchestration
+from pronostico.config import load_settings
+from pronostico.pipeline import StepFailed
+
+SETTINGS = load_settings()
+COMPUTE = SETTINGS.compute  # fixed when the file is parsed
+if COMPUTE not in ("local", "emr"):
+    raise ValueError(f"PRONOSTICO_COMPUTE must be 'local' or 'emr', not {COMPUTE!r}")
+SCHEDULE = None if SETTINGS.airflow.schedule.lower() in ("", "none") else SETTINGS.airflow.schedule
+STEP_NAMES = orchestration.step_names(SETTINGS)  # convert_csv_to_parquet, train_model
+
+# --- the EMR cluster ---------------------------------------------------------------------------------------------
+EMR = SETTINGS.emr
+CODE_URI = "{{ ti.xcom_pull(task_ids='stage_code') }}"  # rendered when create_cluster runs
+PYSPARK_PYTHON = "/usr/bin/python3.11"  # installed by bootstrap/emr/bootstrap.sh
+PRIMARY_FLEET = {
+    "Name": "primary (on-demand)",
+    "InstanceFleetType": "MASTER",
+    "TargetOnDemandCapacity": 1,
+    "InstanceTypeConfigs": [{"InstanceType": t} for t in ("m5.xlarge", "m6i.xlarge", "m5a.xlarge")],
+}
+CORE_FLEET = {
+    "Name": "core (spot, on-demand fallback)",
+    "InstanceFleetType": "CORE",
+    "TargetSpotCapacity": EMR.core_target_spot_units,
+    "TargetOnDemandCapacity": 0,
+    # several types of one size: capacity-optimized picks the pools least likely to be reclaimed
+    "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1, "BidPriceAsPercentageOfOnDemandPrice": 100}
+                            for t in ("m5.xlarge", "m5a.xlarge", "m6i.xlarge", "m5d.xlarge", "r5.xlarge")],
+    "LaunchSpecifications": {
+        "SpotSpecification": {"AllocationStrategy": "capacity-optimized", "TimeoutDurationMinutes": 10,
+                              "TimeoutAction": "SWITCH_TO_ON_DEMAND"},
+        "OnDemandSpecification": {"AllocationStrategy": "lowest-price"},
+    },
+}
+JOB_FLOW_OVERRIDES: dict[str, Any] = {
+    "Name": "pronostico-retrain {{ run_id }}",
+    "ReleaseLabel": EMR.release_label,  # emr-7.13.0: Spark 3.5.6, as pyspark in uv.lock
+    "Applications": [{"Name": "Spark"}],
+    "LogUri": EMR.log_uri,
+    "Instances": {
+        "InstanceFleets": [PRIMARY_FLEET, CORE_FLEET],
+        # The cluster ends when its last step does; add_steps queues the steps while it is still starting.
+        "KeepJobFlowAliveWhenNoSteps": False,
+        "TerminationProtected": False,
+        **orchestration.present(Ec2SubnetIds=list(EMR.subnet_ids),
+                                EmrManagedMasterSecurityGroup=EMR.primary_security_group,
+                                EmrManagedSlaveSecurityGroup=EMR.core_security_group,
+                                ServiceAccessSecurityGroup=EMR.service_access_security_group),
+    },
+    "AutoTerminationPolicy": {"IdleTimeout": EMR.idle_timeout_seconds},  # the backstop if teardown never runs
+    "BootstrapActions": [{"Name": "python3.11 and the pinned numpy/pandas/pyarrow",
+                          "ScriptBootstrapAction": {"Path": f"{CODE_URI}/bootstrap/emr/bootstrap.sh"}}],
+    "Configurations": [
+        {"Classification": "spark-env",
+         "Configurations": [{"Classification": "export", "Properties": {"PYSPARK_PYTHON": PYSPARK_PYTHON}}]},
+        {"Classification": "spark-defaults", "Properties": {"spark.pyspark.python": PYSPARK_PYTHON}},
+    ],
+    "JobFlowRole": EMR.instance_profile,
+    "ServiceRole": EMR.service_role,
+    **orchestration.present(SecurityConfiguration=EMR.security_configuration),
+    "VisibleToAllUsers": True,
+    "Tags": [{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"},
+             {"Key": "pronostico:dag_run", "Value": "{{ run_id }}"}],
+}
+
+
+# --- the tasks -----------------------------------------------------------------------------------------------------
+def _plans(plans: list[dict[str, Any]]) -> list[orchestration.PlannedRun]:
+    return [orchestration.PlannedRun.from_xcom(plan) for plan in plans]
+
+
+@task.short_circuit
+def plan_retrain() -> list[dict[str, Any]]:
+    """Validate and locate the input; an empty plan (nothing new to train on) skips the rest of the run."""
+    context = get_current_context()
+    try:
+        plans = orchestration.plan_retrain(SETTINGS, context["dag_run"].conf or {}, context["run_id"])
+    except orchestration.RunRejected as rejection:
+        raise AirflowFailException(str(rejection)) from None
+    return [plan.to_xcom() for plan in plans]
+
+
+@task
+def stage_code() -> str:
+    return orchestration.stage_code(SETTINGS)
+
+
+@task
+def emr_steps(plans: list[dict[str, Any]], code_uri: str) -> list[dict[str, Any]]:
+    return orchestration.emr_steps(SETTINGS, _plans(plans), code_uri, get_current_context()["run_id"])
+
+
+@task
+def spark_step(plans: list[dict[str, Any]], step_name: str) -> list[dict[str, Any]]:
+    try:
+        return orchestration.run_step(SETTINGS, _plans(plans), step_name, get_current_context()["run_id"])
+    except StepFailed as failure:
+        raise AirflowFailException(orchestration.describe_failure(failure)) from None
+
+
+@task
+def promote(plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return orchestration.promote(SETTINGS, _plans(plans), get_current_context()["run_id"])
+
+
+@task(trigger_rule=TriggerRule.ONE_FAILED, retries=0)
+def watcher() -> None:
+    """Teardown succeeds even when a step failed, so the run would look green: this task makes it red."""
+    raise AirflowException("a task upstream failed; the cluster was terminated all the same")
+
+
+with DAG(
+    dag_id="pronostico_retrain",
+    description="retrain and promote on each upload to the raw bucket, and weekly",
+    schedule=SCHEDULE,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,  # runs share the registry: one at a time keeps promotions in order
+    dagrun_timeout=timedelta(hours=6),
+    default_args={"retries": 0},
+    tags=["pronostico", COMPUTE],
+    doc_md=__doc__,
+) as dag:
+    plans = plan_retrain()
+    if COMPUTE == "emr":
+        code_uri = stage_code()
+        steps = emr_steps(plans, code_uri)
+        # No wait_policy: waiting for the cluster to be up would let it finish with no steps and terminate.
+        create_cluster = EmrCreateJobFlowOperator(task_id="create_cluster", job_flow_overrides=JOB_FLOW_OVERRIDES,
+                                                  aws_conn_id=EMR.aws_conn_id, emr_conn_id=None)
+        add_steps = EmrAddStepsOperator(task_id="add_steps", job_flow_id=create_cluster.output, steps=steps,
+                                        aws_conn_id=EMR.aws_conn_id)
+        watch_steps = EmrStepSensor.partial(
+            task_id="watch_step", job_flow_id=create_cluster.output, aws_conn_id=EMR.aws_conn_id,
+            poke_interval=EMR.poll_seconds, mode="reschedule", timeout=timedelta(hours=4).total_seconds(),
+        ).expand(step_id=add_steps.output)
+        terminate_cluster = EmrTerminateJobFlowOperator(
+            task_id="terminate_cluster", job_flow_id=create_cluster.output, aws_conn_id=EMR.aws_conn_id,
+            trigger_rule=TriggerRule.ALL_DONE, retries=3, retry_delay=timedelta(seconds=30))
+        promoted = promote(plans)
+        chain(plans, code_uri, steps, create_cluster, add_steps, watch_steps, terminate_cluster, promoted)
+        watch_steps >> promoted  # promote only when every step succeeded, and after the cluster is gone
+        list(dag.tasks) >> watcher()
+    else:
+        chain(plans, *[spark_step.override(task_id=name)(plans, name) for name in STEP_NAMES], promote(plans))

@@ -1,0 +1,245 @@
+"""What the `pronostico_retrain` DAG's tasks do, as plain functions; dags/ only wires them together.
+
+A run's conf comes from the trigger (lambda_trigger.events.Upload.conf) or from a person:
+
+    {"use_case": "assets", "bucket": "...", "key": "assets/SPY.csv", "etag": "...", "version_id": "..."}
+    {"use_case": "assets", "input_uris": ["s3://.../assets/SPY.csv"]}         explicit inputs
+    {}                                                                     every use case with raw data (the schedule)
+
+plus, optionally, "train_params" (TrainConfig overrides, an object or JSON text) and "force" (train even when the
+serving model was trained on exactly these inputs). `plan_retrain` turns it into one PlannedRun per use case; the
+local backend runs their `pipeline_steps` with `run_step_locally`, the EMR backend with `emr_step`; promotion
+comes last either way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pronostico
+from pronostico import data, packaging, storage
+from pronostico.config import PROJECT_ROOT, Settings
+from pronostico.pipeline import SCRIPTS_DIR, StepFailed, emr_step, pipeline_steps, quarantine_uri, run_step_locally
+from pronostico.usecases import USE_CASES, get_use_case
+
+LOG = logging.getLogger(__name__)
+EMR_BOOTSTRAP = PROJECT_ROOT / "bootstrap" / "emr" / "bootstrap.sh"
+
+
+class RunRejected(Exception):
+    """The run cannot start: a bad conf, or an input that fails validation. The message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    use_case: str
+    input_uris: tuple[str, ...]
+    train_params: str = ""
+    trigger_uri: str = ""  # the uploaded object that started the run, if one did
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {**asdict(self), "input_uris": list(self.input_uris)}
+
+    @classmethod
+    def from_xcom(cls, value: Mapping[str, Any]) -> PlannedRun:
+        return cls(**{**value, "input_uris": tuple(value["input_uris"])})
+
+
+def step_names(settings: Settings) -> list[str]:
+    """The names of `pipeline_steps`, in order: they do not depend on a run's inputs."""
+    return [step.name for step in pipeline_steps(settings, next(iter(USE_CASES)), [], "")]
+
+
+# --- validate and locate the input -------------------------------------------------------------------------------
+
+def plan_retrain(settings: Settings, conf: Mapping[str, Any], run_id: str) -> list[PlannedRun]:
+    """One PlannedRun per use case to retrain; empty when there is nothing to do."""
+    train_params = _train_params(conf.get("train_params") or settings.train_params)
+    force = bool(conf.get("force", False))
+    if not conf.get("use_case"):
+        if conf.get("key") or conf.get("input_uris"):
+            raise RunRejected("conf names inputs but no use_case")
+        return [PlannedRun(uc, inputs, train_params) for uc in USE_CASES
+                if (inputs := _training_inputs(settings, uc))]
+    use_case = str(conf["use_case"])
+    if use_case not in USE_CASES:
+        raise RunRejected(f"unknown use case {use_case!r}: choose one of {', '.join(USE_CASES)}")
+    if conf.get("input_uris"):
+        inputs = tuple(str(uri) for uri in conf["input_uris"])
+        for uri in inputs:
+            _check_input(settings, use_case, uri, run_id)
+        return [PlannedRun(use_case, inputs, train_params)]
+    if not conf.get("key"):
+        return _whole_use_case(settings, use_case, train_params)
+    return _triggered_by_upload(settings, conf, use_case, run_id, train_params, force)
+
+
+def _whole_use_case(settings: Settings, use_case: str, train_params: str) -> list[PlannedRun]:
+    inputs = _training_inputs(settings, use_case)
+    if not inputs:
+        raise RunRejected(f"no valid raw CSV under {storage.join(settings.raw_uri, use_case)}")
+    return [PlannedRun(use_case, inputs, train_params)]
+
+
+def _triggered_by_upload(settings: Settings, conf: Mapping[str, Any], use_case: str, run_id: str,
+                         train_params: str, force: bool) -> list[PlannedRun]:
+    trigger = object_uri(settings, str(conf.get("bucket", "")), str(conf["key"]))
+    info = _check_input(settings, use_case, trigger, run_id)
+    if conf.get("etag") and conf["etag"] != info.etag:
+        LOG.warning("%s changed since the event (etag %s, now %s): training on what is there now",
+                    trigger, conf["etag"], info.etag)
+    objects = data.training_inputs(settings.raw_uri, quarantine_uri(settings, use_case), use_case)
+    inputs = tuple(o.uri for o in objects)
+    if trigger not in inputs:
+        raise RunRejected(f"{trigger} is not among the training inputs of {use_case}")
+    # S3 sends one event per object: six files uploaded together make six runs, and the first trains on all six.
+    if not force and champion_inputs(settings, use_case) == {(o.uri, o.etag) for o in objects}:
+        LOG.info("the serving %s model was trained on exactly these %d inputs: nothing to retrain "
+                 "(trigger with \"force\": true to train anyway)", use_case, len(inputs))
+        return []
+    return [PlannedRun(use_case, inputs, train_params, trigger)]
+
+
+def object_uri(settings: Settings, bucket: str, key: str) -> str:
+    """The URI of an object named by an S3 event, in the raw bucket this deployment reads."""
+    if storage.is_s3(settings.raw_uri):
+        raw_bucket, prefix = storage.split_uri(settings.raw_uri)
+        if bucket != raw_bucket or prefix:
+            raise RunRejected(f"the event names bucket {bucket!r}, but the raw bucket is {settings.raw_uri}")
+        return f"s3://{bucket}/{key}"
+    root = storage.local_path(settings.raw_uri)
+    if bucket != root.name:
+        raise RunRejected(f"the event names bucket {bucket!r}, but the local raw bucket is {root.name!r}")
+    return (root / key).as_uri()  # the form storage.list_objects gives, so that the two compare equal
+
+
+def _check_input(settings: Settings, use_case: str, uri: str, run_id: str) -> storage.ObjectInfo:
+    """The object's details, once its header passed preflight; a bad file is quarantined and rejects the run."""
+    if not storage.exists(uri):
+        raise RunRejected(f"{uri} does not exist (deleted since the upload?)")
+    info = storage.stat(uri)
+    quarantine = quarantine_uri(settings, use_case)
+    if data.is_rejected(quarantine, info.etag):
+        earlier = storage.read_json(data.rejected_marker(quarantine, info.etag))
+        raise RunRejected(f"{uri} was rejected by run {earlier.get('run_id')}: {earlier.get('reason')}")
+    try:
+        data.preflight(get_use_case(use_case), uri, quarantine, run_id)
+    except data.FileRejected as rejection:
+        raise RunRejected(f"{rejection} (quarantined under {data.run_quarantine_uri(quarantine, run_id)})") from None
+    return info
+
+
+def _training_inputs(settings: Settings, use_case: str) -> tuple[str, ...]:
+    return tuple(o.uri for o in data.training_inputs(settings.raw_uri, quarantine_uri(settings, use_case), use_case))
+
+
+def champion_inputs(settings: Settings, use_case: str) -> set[tuple[str, str]]:
+    """(uri, etag) of each input the serving model was trained on; empty when nothing is serving."""
+    from pronostico.registry import read_current
+    from pronostico.train import version_uri
+
+    current = read_current(settings.models_uri, use_case)
+    if not current:
+        return set()
+    manifest = storage.read_json(storage.join(version_uri(settings.models_uri, use_case, current["version"]),
+                                              "manifest.json"))
+    return {(i["uri"], i["etag"]) for i in manifest.get("inputs", [])}
+
+
+def _train_params(value: Any) -> str:
+    from pronostico.train import TrainConfig
+
+    text = json.dumps(value, sort_keys=True) if isinstance(value, Mapping) else str(value or "")
+    try:
+        TrainConfig.from_json(text)
+    except (ValueError, TypeError) as error:
+        raise RunRejected(f"bad train_params: {error}") from None
+    return text
+
+
+# --- the local backend -----------------------------------------------------------------------------------------
+
+def run_step(settings: Settings, plans: Sequence[PlannedRun], step_name: str, run_id: str) -> list[dict[str, Any]]:
+    """Run one of `pipeline_steps` through spark-submit in local mode, for each planned use case."""
+    log_dir = settings.logs_dir / "steps" / storage.safe_name(run_id)
+    results = []
+    for plan in plans:
+        step = _named_step(settings, plan, step_name, run_id)
+        LOG.info("%s for %s: %d input(s); step log %s", step.name, plan.use_case, len(plan.input_uris),
+                 log_dir / f"{step.name}.log")
+        results.append(run_step_locally(step, settings, log_dir))
+        LOG.info("%s for %s: %s", step.name, plan.use_case, json.dumps(results[-1]))
+    return results
+
+
+def _named_step(settings: Settings, plan: PlannedRun, step_name: str, run_id: str) -> Any:
+    steps = pipeline_steps(settings, plan.use_case, plan.input_uris, run_id, plan.train_params)
+    return next(step for step in steps if step.name == step_name)
+
+
+def describe_failure(failure: StepFailed) -> str:
+    """The step's reason, and where its whole log is, for the task log."""
+    where = f"; step log {failure.log_path}" if failure.log_path else ""
+    return f"{failure.step.name} failed: {failure.reason}{where}"
+
+
+# --- the EMR backend -------------------------------------------------------------------------------------------
+
+def emr_steps(settings: Settings, plans: Sequence[PlannedRun], code_uri: str, run_id: str) -> list[dict[str, Any]]:
+    """The same `pipeline_steps`, as EMR steps, for every planned use case in turn."""
+    return [emr_step(step, code_uri, plan.use_case) for plan in plans
+            for step in pipeline_steps(settings, plan.use_case, plan.input_uris, run_id, plan.train_params)]
+
+
+def code_archive() -> dict[str, bytes]:
+    """What EMR needs, by path under <artifacts>/code/<code version>/."""
+    files = {"pronostico.zip": packaging.pronostico_zip()}
+    scripts = sorted(SCRIPTS_DIR.glob("*.py"))
+    if not scripts:
+        raise FileNotFoundError(f"no Spark scripts in {SCRIPTS_DIR}")
+    files.update({f"emr_scripts/{path.name}": path.read_bytes() for path in scripts})
+    if EMR_BOOTSTRAP.exists():
+        files["bootstrap/emr/bootstrap.sh"] = EMR_BOOTSTRAP.read_bytes()
+    return files
+
+
+def stage_code(settings: Settings) -> str:
+    """Copy the code to the artifacts bucket once per code version; return the version's URI."""
+    files = code_archive()
+    version = f"{pronostico.__version__}-{packaging.digest(*(files[name] for name in sorted(files)))[:12]}"
+    code_uri = storage.join(settings.artifacts_uri, "code", version)
+    marker = storage.join(code_uri, "code.json")
+    if storage.exists(marker):
+        LOG.info("code version %s is already staged at %s", version, code_uri)
+        return code_uri
+    for name, blob in sorted(files.items()):
+        storage.write_bytes(storage.join(code_uri, name), blob)
+    storage.write_json(marker, {"version": version, "files": sorted(files),
+                                "staged_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    LOG.info("staged code version %s at %s: %s", version, code_uri, ", ".join(sorted(files)))
+    return code_uri
+
+
+def present(**fields: Any) -> dict[str, Any]:
+    """Only the fields that are set: EMR rejects empty security groups and configuration names."""
+    return {name: value for name, value in fields.items() if value not in ("", None, [], ())}
+
+
+# --- promotion ---------------------------------------------------------------------------------------------------
+
+def promote(settings: Settings, plans: Sequence[PlannedRun], run_id: str) -> list[dict[str, Any]]:
+    """The promotion gate for the version this run trained, per use case."""
+    from pronostico.registry import promote_candidate, version_for_run
+
+    decisions = []
+    for plan in plans:
+        version = version_for_run(settings.models_uri, plan.use_case, run_id)
+        decision = promote_candidate(settings.models_uri, plan.use_case, version)
+        LOG.info("%s %s: %s", plan.use_case, "promoted" if decision.promoted else "champion kept", decision.reason)
+        decisions.append(asdict(decision))
+    return decisions
