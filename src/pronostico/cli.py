@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _predict_commands(commands)
     _model_commands(commands)
     _data_commands(commands)
+    _orchestration_commands(commands)
     return parser
 
 
@@ -99,6 +100,48 @@ def _data_commands(commands: Any) -> None:
     upload.add_argument("--use-case", required=True, choices=sorted(USE_CASES))
     upload.add_argument("--name", help="object name in the bucket (default: the file's name)")
     upload.set_defaults(handler=cmd_upload)
+
+
+def _orchestration_commands(commands: Any) -> None:
+    watch = commands.add_parser("watch", help="turn files landing in the local raw bucket into S3 events (foreground)")
+    watch.set_defaults(handler=cmd_watch)
+    trigger = commands.add_parser("trigger", help="start a pronostico_retrain DAG run through Airflow's REST API")
+    trigger.add_argument("--use-case", required=True, choices=sorted(USE_CASES))
+    trigger.add_argument("--key", help="re-drive the upload event of this raw-bucket key, e.g. assets/SPY.csv")
+    trigger.add_argument("--params", default="", help="JSON overrides of the training config (not with --key)")
+    trigger.add_argument("--force", action="store_true", help="train even if the serving model saw these inputs")
+    trigger.set_defaults(handler=cmd_trigger)
+
+
+def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.stack import watcher
+
+    return watcher.main()
+
+
+def cmd_trigger(args: argparse.Namespace, settings: Settings) -> int:
+    from lambda_trigger.handler import airflow_client, handle_event
+
+    if args.key:
+        event = upload_event(settings, args.use_case, args.key)
+        print(json.dumps(handle_event(event, settings.airflow), indent=2))
+        return 0
+    conf = {"use_case": args.use_case, "train_params": args.params, "force": args.force}
+    run_id = f"manual__cli-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+    airflow_client(settings.airflow).trigger_dag_run(settings.airflow.dag_id, run_id, conf, note="pronostico trigger")
+    print(f"triggered {settings.airflow.dag_id} run {run_id} at {settings.airflow.url}")
+    return 0
+
+
+def upload_event(settings: Settings, use_case: str, key: str) -> dict[str, Any]:
+    """The S3 notification an upload of this raw-bucket key sends, built from the object as it is now."""
+    from pronostico.stack.watcher import s3_event
+
+    if not key.startswith(f"{use_case}/"):
+        raise ValueError(f"the key must be under {use_case}/, e.g. {use_case}/file.csv")
+    info = storage.stat(raw_object_uri(settings, use_case, key.split("/", 1)[1]))
+    bucket = storage.split_uri(settings.raw_uri)[0] or storage.local_path(settings.raw_uri).name
+    return s3_event(bucket, [{"key": key, "size": info.size, "etag": info.etag, "mtime_ns": int(info.modified * 1e9)}])
 
 
 def cmd_pipeline_run(args: argparse.Namespace, settings: Settings) -> int:
