@@ -59,7 +59,8 @@
       data: {
         labels: report.hourly.labels.map(function (l) { return l.slice(5); }),
         datasets: Object.keys(report.hourly.counts).map(function (name) {
-          return { label: LABELS[name] || name, data: report.hourly.counts[name], backgroundColor: COLORS[name] };
+          return { label: LABELS[name] || name, data: report.hourly.counts[name], backgroundColor: COLORS[name],
+                   borderRadius: 2 };
         }),
       },
       options: { scales: { x: { stacked: true, ticks: { maxTicksLimit: 12 } }, y: { stacked: true, beginAtZero: true,
@@ -71,7 +72,7 @@
     draw(id, {
       type: "bar",
       data: { labels: rows.map(label), datasets: [{ label: "Predictions", data: rows.map(function (r) {
-        return r.predictions; }), backgroundColor: color }] },
+        return r.predictions; }), backgroundColor: color, maxBarThickness: 26, borderRadius: 4 }] },
       options: { indexAxis: "y", plugins: { legend: { display: false } },
                  scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
@@ -96,13 +97,14 @@
         if (s !== "model" && baselineNames.indexOf(s) < 0) baselineNames.push(s);
       });
     });
-    var datasets = [{ label: "Model", backgroundColor: COLORS.model,
+    var datasets = [{ label: "Model", backgroundColor: COLORS.model, maxBarThickness: 70,
                       data: useCases.map(function (u) { return report.models[u].scores.model.log_loss; }) }];
     // one bar per baseline rank (best, second best) so both use cases share the chart
     [0, 1].forEach(function (rank) {
       datasets.push({
         label: rank === 0 ? "Best baseline" : "Other baseline",
         backgroundColor: COLORS.baseline[rank],
+        maxBarThickness: 70,
         data: useCases.map(function (u) {
           var scores = report.models[u].scores;
           var values = Object.keys(scores).filter(function (s) { return s !== "model"; })
