@@ -182,8 +182,8 @@ def _lambda_handler() -> Deliver:
 
 
 def watcher_service(settings: Settings) -> processes.Service:
-    return processes.Service(SERVICE, [sys.executable, "-m", "pronostico.stack.watcher"],
-                             env={"PRONOSTICO_HOME": str(settings.home)}, stop_timeout=15.0)
+    env = {"PRONOSTICO_HOME": str(settings.home), "PRONOSTICO_AIRFLOW_URL": settings.airflow.url}
+    return processes.Service(SERVICE, [sys.executable, "-m", "pronostico.stack.watcher"], env=env, stop_timeout=15.0)
 
 
 def start(settings: Settings) -> processes.Running:

@@ -1,0 +1,168 @@
+"""The EMR backend, run with `dag.test()` against moto's EMR and S3.
+
+moto creates clusters and records steps but never runs them: a step stays RUNNING (or PENDING behind it). The
+`EmrStepDriver` thread plays EMR's part: it completes the running step, or fails it and cancels the pending ones
+as ActionOnFailure CANCEL_AND_WAIT does, and it writes the model version a real train step would have written. It
+never terminates a cluster: the TERMINATED state at the end is the DAG's teardown.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pronostico import storage
+from pronostico.config import load_settings
+from pronostico.registry import read_current
+from tests.code.test_registry import make_version
+from tests.orchestration.conftest import parse_dag
+
+REGION = "us-east-1"
+BUCKETS = ("raw", "processed", "models", "artifacts")
+
+
+class EmrStepDriver:
+    def __init__(self, fail_step: str = "") -> None:
+        self.fail_step = fail_step
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._drive, daemon=True)
+
+    def __enter__(self) -> EmrStepDriver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopped.set()
+        self.thread.join(5)
+
+    def _drive(self) -> None:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.emr.models import emr_backends
+
+        while not self.stopped.is_set():
+            for cluster in list(emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters.values()):
+                self._advance(cluster.steps)
+            time.sleep(0.05)
+
+    def _advance(self, steps: list[Any]) -> None:
+        running = [s for s in steps if s.state == "RUNNING"]
+        if not running:
+            pending = [s for s in steps if s.state == "PENDING"]
+            if pending:
+                pending[0].state = "RUNNING"
+            return
+        step = running[0]
+        if self.fail_step and self.fail_step in step.name:
+            step.state = "FAILED"
+            assert step.action_on_failure == "CANCEL_AND_WAIT"
+            for other in steps:
+                if other.state == "PENDING":
+                    other.state = "CANCELLED"
+            return
+        if any(arg.endswith("/train_model.py") for arg in step.args):
+            self._write_version(step.args)
+        step.state = "COMPLETED"
+
+    @staticmethod
+    def _write_version(args: list[str]) -> None:
+        """What train_model.py writes: a complete version whose manifest names this run."""
+        value = dict(itertools.pairwise(args))
+        settings = load_settings()
+        assert value["--models"] == settings.models_uri
+        version = make_version(settings, "20260101T000000Z-emr001", (0.3, 0.4, 0.3))
+        manifest_uri = storage.join(settings.models_uri, value["--use-case"], "versions", version, "manifest.json")
+        storage.write_json(manifest_uri, {**storage.read_json(manifest_uri), "run_id": value["--run-id"]})
+
+
+@pytest.fixture
+def aws(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's S3 and EMR, the four buckets, and one real asset file in the raw bucket."""
+    from moto import mock_aws
+
+    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "PRONOSTICO_STORAGE": "s3",
+                        "PRONOSTICO_EMR_POLL_SECONDS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        import boto3
+
+        storage.reset_clients()
+        s3 = boto3.client("s3", region_name=REGION)
+        for bucket in BUCKETS:
+            s3.create_bucket(Bucket=f"pronostico-dev-{bucket}")
+        s3.put_object(Bucket="pronostico-dev-raw", Key="assets/SPY.csv",
+                      Body=b"date,symbol,open,high,low,close,volume\n2024-01-02,SPY,1,2,0.5,1.5,100\n")
+        yield boto3.client("emr", region_name=REGION)
+    storage.reset_clients()
+
+
+UPLOAD = {"use_case": "assets", "bucket": "pronostico-dev-raw", "key": "assets/SPY.csv", "source": "s3-event"}
+
+
+def run_emr_dag(monkeypatch: pytest.MonkeyPatch, home: Path, fail_step: str = "") -> tuple[Any, dict[str, str]]:
+    dag = parse_dag(monkeypatch, home, "emr")
+    with EmrStepDriver(fail_step):
+        run = dag.test(run_conf=UPLOAD)
+    return run, {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): ti.state
+                 for ti in run.get_task_instances()}
+
+
+def only_cluster(emr: Any) -> dict[str, Any]:
+    clusters = emr.list_clusters()["Clusters"]
+    assert len(clusters) == 1
+    return emr.describe_cluster(ClusterId=clusters[0]["Id"])["Cluster"]
+
+
+def test_a_run_trains_on_a_spot_cluster_promotes_and_terminates_it(aws: Any, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    run, states = run_emr_dag(monkeypatch, tmp_path)
+    assert run.state == "success", states
+    assert states["watcher"] == "skipped" and states["terminate_cluster"] == "success"
+    cluster = only_cluster(aws)
+    assert cluster["Status"]["State"] == "TERMINATED"
+    steps = aws.list_steps(ClusterId=cluster["Id"])["Steps"]
+    assert sorted(s["Name"] for s in steps) == ["assets: convert_csv_to_parquet", "assets: train_model"]
+    assert {s["Status"]["State"] for s in steps} == {"COMPLETED"}
+    # the steps run the staged code: every s3:// path they name exists in the artifacts bucket
+    code = {a for s in steps for a in s["Config"]["Args"] if "/code/" in a}
+    assert code and all(storage.exists(uri) for uri in code)
+    bootstrap = aws.list_bootstrap_actions(ClusterId=cluster["Id"])["BootstrapActions"][0]["ScriptPath"]
+    assert bootstrap.startswith("s3://pronostico-dev-artifacts/code/") and storage.exists(bootstrap)
+    tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
+    assert tags["for-use-with-amazon-emr-managed-policies"] == "true"
+    assert read_current(load_settings().models_uri, "assets")["version"] == "20260101T000000Z-emr001"
+
+
+def test_a_failing_step_still_terminates_the_cluster_and_fails_the_run(aws: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    run, states = run_emr_dag(monkeypatch, tmp_path, fail_step="convert_csv_to_parquet")
+    assert run.state == "failed"
+    assert states["watch_step[0]"] == "failed" and states["watch_step[1]"] == "failed"  # FAILED, then CANCELLED
+    assert states["terminate_cluster"] == "success"
+    assert states["promote"] == "upstream_failed"
+    assert states["watcher"] == "failed"
+    cluster = only_cluster(aws)
+    assert cluster["Status"]["State"] == "TERMINATED"
+    step_states = {s["Name"]: s["Status"]["State"] for s in aws.list_steps(ClusterId=cluster["Id"])["Steps"]}
+    assert step_states == {"assets: convert_csv_to_parquet": "FAILED", "assets: train_model": "CANCELLED"}
+    assert read_current(load_settings().models_uri, "assets") is None
+
+
+def test_staging_the_same_code_twice_writes_it_once(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pronostico.orchestration import stage_code
+
+    monkeypatch.setenv("PRONOSTICO_HOME", str(tmp_path))
+    settings = load_settings()
+    first = stage_code(settings)
+    marker = storage.stat(storage.join(first, "code.json"))
+    assert stage_code(settings) == first
+    assert storage.stat(storage.join(first, "code.json")).modified == marker.modified
+    staged = {o.key.split("/", 2)[2] for o in storage.list_objects(first)}
+    assert {"pronostico.zip", "emr_scripts/convert_csv_to_parquet.py", "emr_scripts/train_model.py",
+            "bootstrap/emr/bootstrap.sh", "code.json"} <= staged
