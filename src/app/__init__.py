@@ -76,9 +76,10 @@ def local_secret_key(home: Path) -> str:
 
 
 def register_extensions(app: Flask) -> None:
-    from app.extensions import csrf
+    from app.extensions import PageSessionInterface, csrf
     from app.runtime import Runtime
 
+    app.session_interface = PageSessionInterface()
     csrf.init_app(app)
     Runtime.attach(app)
     app.jinja_env.globals["static_version"] = static_version(Path(app.static_folder or ""))

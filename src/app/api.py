@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
@@ -10,7 +11,7 @@ from flask import Blueprint, Response, abort, request
 from app.openapi import openapi_document
 from app.runtime import json_response, model_summary, runtime
 from pronostico.serving import NoModel
-from pronostico.usecases import USE_CASES, RequestError
+from pronostico.usecases import USE_CASES, RequestError, UseCase
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -38,14 +39,19 @@ def entities(use_case: str, entities_key: str) -> Response:
 
 @blueprint.post("/<use_case>/predict")
 def predict(use_case: str) -> Response:
-    model = runtime().model(use_case)
-    payload = json_payload(tuple(f.name for f in model.use_case.input_fields))
-    return json_response(runtime().answer_and_log(use_case, payload, "api"))
+    state = runtime()
+    payload = json_payload(input_names(state.model(use_case).use_case))
+    return json_response(state.answer_and_log(use_case, payload, "api"))
 
 
 @blueprint.get("/openapi.json")
 def openapi() -> Response:
     return json_response(openapi_document())
+
+
+@cache
+def input_names(use_case: UseCase) -> tuple[str, ...]:
+    return tuple(f.name for f in use_case.input_fields)
 
 
 def json_payload(allowed_fields: tuple[str, ...]) -> dict[str, Any]:

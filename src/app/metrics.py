@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -22,9 +23,16 @@ REQUEST_ERRORS = Counter("pronostico_request_errors_total", "Requests answered w
                          ["status", "code"])
 
 
+_children: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
 def observe_prediction(use_case: str, channel: str, seconds: float) -> None:
-    PREDICTIONS.labels(use_case, channel).inc()
-    PREDICTION_SECONDS.labels(use_case).observe(seconds)
+    children = _children.get((use_case, channel))
+    if children is None:  # resolved once per label pair: a labels() lookup per request costs throughput
+        children = _children.setdefault((use_case, channel), (PREDICTIONS.labels(use_case, channel),
+                                                              PREDICTION_SECONDS.labels(use_case)))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def count_error(status: int, code: str) -> None:

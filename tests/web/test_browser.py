@@ -18,7 +18,9 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PERCENT = re.compile(r"^\d{1,3}%$")
+MATCHUPS = [("Brazil", "Argentina"), ("France", "England"), ("Spain", "Italy"), ("Germany", "Netherlands"),
+            ("Mexico", "United States"), ("Japan", "South Korea"), ("Portugal", "Brazil")]
+SYMBOLS = ["BTC-USD", "SPY", "NVDA", "ETH-USD", "AAPL", "SOL-USD"]
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +126,14 @@ def test_a_bad_pick_is_shown_at_the_field(web_stack, visit):
 def test_the_analytics_page_draws_its_charts(web_stack, visit, artifacts_dir):
     import requests
 
-    for symbol in ("SPY", "SPY", "NVDA", "ETH-USD"):  # so every chart has something to draw
-        requests.post(f"{web_stack.url}/api/v1/assets/predict", json={"symbol": symbol}, timeout=5)
-    requests.post(f"{web_stack.url}/api/v1/matchups/predict", json={"home_team": "Spain", "away_team": "Italy"},
-                  timeout=5)
+    session = requests.Session()  # a mix of questions, so that every chart has something to draw
+    for i, (home, away) in enumerate(MATCHUPS):
+        for _ in range(1 + (len(MATCHUPS) - i) // 2):
+            session.post(f"{web_stack.url}/api/v1/matchups/predict", timeout=5,
+                         json={"home_team": home, "away_team": away, "neutral": i % 3 == 0})
+    for i, symbol in enumerate(SYMBOLS):
+        for _ in range(len(SYMBOLS) - i):
+            session.post(f"{web_stack.url}/api/v1/assets/predict", json={"symbol": symbol}, timeout=5)
     page = visit.page
     page.goto(web_stack.url + "/analytics")
     page.wait_for_selector("#charts[data-rendered]", timeout=15_000)
