@@ -52,6 +52,14 @@ test: install ## every test: code, data, model, and the stack
 	$(SYSTEM) java nginx mariadb chromium systemd
 	$(BIN)/pytest
 
+bench: install ## measure serving, model time, the pipeline and freshness into docs/BENCHMARKS.md (ONLY=serving ...)
+	$(SYSTEM) java nginx wrk
+	$(BIN)/python -m benchmarks $(ONLY)
+
+chaos: install ## every fault test, long ones included, into docs/RELIABILITY.md
+	$(SYSTEM) java nginx mariadb wrk
+	$(BIN)/pytest -m chaos; status=$$?; $(BIN)/python -m benchmarks --assemble reliability; exit $$status
+
 lambda-zip: $(BIN)/.synced ## the trigger Lambda's package: dist/lambda_trigger.zip
 	$(BIN)/python -m pronostico.packaging lambda-zip dist/lambda_trigger.zip
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,3 +41,11 @@ def spark() -> Iterator[object]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def reliability() -> Callable[[str, str], None]:
+    """Saves a fault test's figures as its section of docs/RELIABILITY.md: `reliability(name, markdown)`."""
+    from benchmarks.report import save_section
+
+    return lambda name, markdown: save_section("reliability", name, markdown)
