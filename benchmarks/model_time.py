@@ -111,6 +111,43 @@ def compare(models_uri: str, use_case: str, rounds: int = 3, requests: int = 300
     return {engine: {f: statistics.median(r[f] for r in results) for f in figures} for engine, results in runs.items()}
 
 
+def section(rounds: int = 3) -> str:
+    """Both engines on each use case's promoted model, alternating, `rounds` fresh workers each."""
+    from benchmarks.models import USE_CASES, bench_settings, ensure_models
+    from benchmarks.report import markdown_table
+
+    models_uri = ensure_models(bench_settings("models"))
+    rows = []
+    for use_case in USE_CASES:
+        figures = compare(models_uri, use_case, rounds)
+        numpy_, spark = figures["numpy"], figures["spark"]
+        rows.append([use_case, f"{numpy_['load_seconds']:.2f} s", f"{spark['load_seconds']:.1f} s",
+                     f"{spark['load_seconds'] / numpy_['load_seconds']:.0f}x",
+                     f"{numpy_['median_ms']:.3f} ms", f"{spark['median_ms']:.0f} ms",
+                     f"{spark['median_ms'] / numpy_['median_ms']:,.0f}x",
+                     f"{numpy_['p99_ms']:.3f} ms", f"{spark['p99_ms']:.0f} ms",
+                     f"{numpy_['rss_mb']:.0f} MB", f"{spark['rss_mb']:,.0f} MB",
+                     f"{spark['rss_mb'] / numpy_['rss_mb']:.0f}x"])
+    table = markdown_table(
+        ["use case", "load: core", "load: PySpark", "ratio", "one row p50: core", "p50: PySpark", "ratio",
+         "p99: core", "p99: PySpark", "RSS per worker: core", "RSS: PySpark", "ratio"], rows)
+    return f"""## Model time: the serving core against PySpark in the web worker
+
+`make bench ONLY=model_time` (`python -m benchmarks model_time`). Each engine runs in a fresh worker process
+(`python -m benchmarks.model_time worker --engine numpy|spark ...`), {rounds} rounds, the engines alternating; figures
+are medians over the rounds. Load time counts from a cold interpreter to a model ready to answer (for PySpark:
+starting the JVM, a local SparkSession, `PipelineModel.load`). One-row latency is one request: parse, build the
+features from the entity snapshot, evaluate the forest (300 requests for the core, 100 for PySpark, after 20
+warm-up calls). Memory is the worker's resident set with its children (Spark's JVM). Both engines use the same
+promoted version and give the same probabilities (`tests/model/test_parity.py`, to 1e-9).
+
+{table}
+
+The original design loaded PySpark in each web worker; every gunicorn worker would carry a JVM and answer one row
+in the time the core answers thousands. The core keeps the forest as numpy arrays (`forest.npz`) and needs no JVM.
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)

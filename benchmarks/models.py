@@ -1,0 +1,29 @@
+"""Promoted models for the benchmarks: trained once per bench home with the default settings, then reused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pronostico import registry, storage
+from pronostico.config import Settings, load_settings
+from pronostico.demo import demo_inputs
+from pronostico.pipeline import run_locally
+
+USE_CASES = ("matchups", "assets")
+
+
+def bench_settings(name: str, **env: str) -> Settings:
+    """Settings on `$PRONOSTICO_HOME/bench/<name>`, a home of the benchmark's own."""
+    home = load_settings().home / "bench" / name
+    return load_settings({**os.environ, "PRONOSTICO_HOME": str(home), **env})
+
+
+def ensure_models(settings: Settings) -> str:
+    """The models URI with a promoted model per use case, from the demo inputs (the real files where present)."""
+    _, inputs = demo_inputs(settings)
+    for use_case in USE_CASES:
+        if registry.read_current(settings.models_uri, use_case) is None:
+            uris = [storage.to_uri(Path(p)) for p in inputs[use_case]]
+            run_locally(settings, use_case, uris, f"bench-{use_case}", progress=lambda line: print("  " + line))
+    return settings.models_uri
