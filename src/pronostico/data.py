@@ -261,7 +261,7 @@ def _with_reasons(use_case: UseCase, schema: RawSchema, raw: Any) -> Any:
         "_reasons", F.array_compact(F.array(*[F.when(cond, F.lit(name)) for name, cond in reasons])))
     # among clean rows, a key seen earlier in the file makes a duplicate
     canonical = dict(schema.canonical)
-    key = [F.expr(canonical[column]) for column in use_case.key_columns]
+    key = [_canonical_column(use_case, column, canonical[column]) for column in use_case.key_columns]
     clean = F.size("_reasons") == 0
     earlier = Window.partitionBy(clean, *key).orderBy("_row_id")
     duplicate = clean & (F.row_number().over(earlier) > 1)
@@ -291,15 +291,20 @@ def _canonical(use_case: UseCase, schema: RawSchema, good: Any) -> Any:
     """Select the canonical columns from typed values, with entity names normalised."""
     from pyspark.sql import functions as F
 
-    columns = []
-    for name, expression in schema.canonical:
-        column = F.expr(expression).cast(use_case.canonical_types[name])
-        if name in use_case.entity_columns and use_case.aliases:
-            mapping = F.create_map(*[F.lit(x) for pair in use_case.aliases.items() for x in pair])
-            column = F.coalesce(mapping[column], column)
-        columns.append(column.alias(name))
+    columns = [_canonical_column(use_case, name, expression).alias(name) for name, expression in schema.canonical]
     canonical = good.select(*columns).withColumn("source", F.lit(schema.name))
     return canonical.withColumn(use_case.partition_column, F.expr(use_case.partition_expr))
+
+
+def _canonical_column(use_case: UseCase, name: str, expression: str) -> Any:
+    """A canonical column from the typed ones, entity names normalised (`USA` and `United States` are one key)."""
+    from pyspark.sql import functions as F
+
+    column = F.expr(expression).cast(use_case.canonical_types[name])
+    if name in use_case.entity_columns and use_case.aliases:
+        mapping = F.create_map(*[F.lit(x) for pair in use_case.aliases.items() for x in pair])
+        column = F.coalesce(mapping[column], column)
+    return column
 
 
 def _merge_sources(use_case: UseCase, frames: list[Any], report: ConvertReport) -> Any:
@@ -309,13 +314,15 @@ def _merge_sources(use_case: UseCase, frames: list[Any], report: ConvertReport) 
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    if len(frames) == 1:  # validation already made the file's keys unique: nothing to rank, no shuffle to pay
+        return frames[0].drop("_priority")
     tagged = [frame.withColumn("_file", F.lit(i)) for i, frame in enumerate(frames)]
     union = reduce(lambda a, b: a.unionByName(b), tagged)
     rank = Window.partitionBy(*use_case.key_columns).orderBy(F.desc("_priority"), "_file")
     merged = union.withColumn("_rank", F.row_number().over(rank)).filter("_rank = 1").drop("_rank")
-    if use_case.near_duplicate_days and len(frames) > 1:
+    if use_case.near_duplicate_days:
         merged = _drop_near_duplicates(merged, use_case.near_duplicate_days)
-    return merged.drop("_priority", "_file").cache()
+    return merged.drop("_priority", "_file")
 
 
 def _drop_near_duplicates(frame: Any, days: int) -> Any:
@@ -338,13 +345,15 @@ def _drop_near_duplicates(frame: Any, days: int) -> Any:
 def _write_dataset(canonical: Any, use_case: UseCase, data_uri: str, report: ConvertReport) -> None:
     from pyspark.sql import functions as F
 
-    stats = canonical.agg(F.count(F.lit(1)).alias("rows"), F.min("date").alias("first"),
-                          F.max("date").alias("last")).first()
+    (canonical.repartition(use_case.partition_column)
+     .write.mode("overwrite").partitionBy(use_case.partition_column).parquet(data_uri))
+    # counted on the written parquet (one column, no CSV parsing again) rather than caching every merged row
+    written = canonical.sparkSession.read.parquet(data_uri)
+    stats = written.agg(F.count(F.lit(1)).alias("rows"), F.min("date").alias("first"),
+                        F.max("date").alias("last")).first()
     report.rows_kept = int(stats["rows"])
     report.rows_merged_duplicates = sum(f.rows_kept for f in report.files) - report.rows_kept
     report.date_range = (str(stats["first"]), str(stats["last"]))
-    (canonical.repartition(use_case.partition_column)
-     .write.mode("overwrite").partitionBy(use_case.partition_column).parquet(data_uri))
 
 
 def _quarantine_file(uri: str, file_report: FileReport, run_quarantine: str, quarantine_uri: str,
