@@ -159,3 +159,17 @@ class FlakyProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def paused_dag(live_airflow: LiveAirflow) -> Iterator[LiveAirflow]:
+    """The live DAG paused: runs the trigger tests create stay queued, and are deleted afterwards."""
+    before = {run["dag_run_id"] for run in live_airflow.runs()}
+    live_airflow.api.request("PATCH", f"/api/v2/dags/{airflow.DAG_ID}", {"is_paused": True})
+    try:
+        yield live_airflow
+    finally:
+        for run in live_airflow.runs():
+            if run["dag_run_id"] not in before:
+                live_airflow.api.request("DELETE", f"/api/v2/dags/{airflow.DAG_ID}/dagRuns/{run['dag_run_id']}")
+        live_airflow.api.request("PATCH", f"/api/v2/dags/{airflow.DAG_ID}", {"is_paused": False})
