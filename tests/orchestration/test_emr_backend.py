@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.report import markdown_table
 from pronostico import storage
 from pronostico.config import load_settings
 from pronostico.registry import read_current
@@ -139,19 +140,45 @@ def test_a_run_trains_on_a_spot_cluster_promotes_and_terminates_it(aws: Any, tmp
     assert read_current(load_settings().models_uri, "assets")["version"] == "20260101T000000Z-emr001"
 
 
+@pytest.mark.chaos
 def test_a_failing_step_still_terminates_the_cluster_and_fails_the_run(aws: Any, tmp_path: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       reliability) -> None:
+    started = time.monotonic()
     run, states = run_emr_dag(monkeypatch, tmp_path, fail_step="convert_csv_to_parquet")
+    seconds = time.monotonic() - started
+    cluster = only_cluster(aws)
+    step_states = {s["Name"]: s["Status"]["State"] for s in aws.list_steps(ClusterId=cluster["Id"])["Steps"]}
+    current = read_current(load_settings().models_uri, "assets")
+    expected = [("DAG run", "failed", run.state),
+                ("cluster", "TERMINATED", cluster["Status"]["State"]),
+                ("step `assets: convert_csv_to_parquet`", "FAILED", step_states.get("assets: convert_csv_to_parquet")),
+                ("step `assets: train_model`", "CANCELLED", step_states.get("assets: train_model")),
+                ("task `watch_step` (both)", "failed", f"{states['watch_step[0]']}, {states['watch_step[1]']}"),
+                ("task `terminate_cluster` (ALL_DONE)", "success", states["terminate_cluster"]),
+                ("task `promote`", "upstream_failed", states["promote"]),
+                ("task `watcher` (ONE_FAILED)", "failed", states["watcher"]),
+                ("current.json", "absent (nothing promoted)", "absent" if current is None else current["version"])]
+    reliability("emr_step_failure", "\n".join([
+        "## An EMR step fails",
+        "",
+        "`pytest tests/orchestration/test_emr_backend.py -k failing_step` (in `make chaos` and `make test`): the DAG "
+        "parsed with `PRONOSTICO_COMPUTE=emr` and run with `dag.test()` against moto's EMR and S3; the convert step "
+        "is made to fail as EMR reports it (FAILED, the pending train step CANCELLED by `CANCEL_AND_WAIT`).",
+        "",
+        markdown_table(["what", "expected", "happened"], [[w, e, h] for w, e, h in expected]),
+        "",
+        f"The whole run took {seconds:.1f} s (sensor poke 1 s). Teardown runs whatever the steps did, and the "
+        "watcher task turns the otherwise green teardown into a failed run.",
+    ]))
     assert run.state == "failed"
     assert states["watch_step[0]"] == "failed" and states["watch_step[1]"] == "failed"  # FAILED, then CANCELLED
     assert states["terminate_cluster"] == "success"
     assert states["promote"] == "upstream_failed"
     assert states["watcher"] == "failed"
-    cluster = only_cluster(aws)
     assert cluster["Status"]["State"] == "TERMINATED"
-    step_states = {s["Name"]: s["Status"]["State"] for s in aws.list_steps(ClusterId=cluster["Id"])["Steps"]}
     assert step_states == {"assets: convert_csv_to_parquet": "FAILED", "assets: train_model": "CANCELLED"}
-    assert read_current(load_settings().models_uri, "assets") is None
+    assert current is None
 
 
 def test_staging_the_same_code_twice_writes_it_once(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
