@@ -156,7 +156,6 @@ def test_airflow_down_then_up_through_the_real_handler(quick: Settings, paused_d
     created_while_down = len(paused_dag.runs()) - runs_before
 
     watcher.deliver = functools.partial(_handle, paused_dag.settings.airflow)  # Airflow is back
-    redrive_in = watcher.retry_at - time.monotonic()
     watcher.retry_at = 0.0  # not wait out the backoff
     started = time.monotonic()
     assert poll_for(watcher, 1.0) == ["assets/outage.csv"]
@@ -175,7 +174,7 @@ def test_airflow_down_then_up_through_the_real_handler(quick: Settings, paused_d
             ["handler outcome", "raises TriggerFailed, logs `trigger.failed`",
              f"`trigger.failed` logged for `{failed[0]['key']}` each time"],
             ["watcher", "ERROR log line, event kept for re-drive",
-             f"ERROR: `{loud[0].getMessage()[:70]}…`, re-drive due in {redrive_in:.1f} s"],
+             f"ERROR: `{loud[-1].getMessage().split(': ', 1)[0]}`"],
             ["DAG runs created while down", 0, created_while_down],
             ["DAG runs after the re-drive", 1, len(redriven)],
             ["re-drive to run created", "one poll", f"{time.monotonic() - started:.2f} s"],
