@@ -62,7 +62,26 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:  # exists, but not ours
         return True
-    return True
+    return has_live_member(pgid)
+
+
+def has_live_member(pgid: int) -> bool:
+    """Whether a member of the group is more than a zombie. killpg succeeds while a killed service's leader waits
+    for its parent to reap it, and that parent may be another process (`make demo`, a test), so a watcher that only
+    asked killpg would take a service killed with SIGKILL for a running one."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state, _ppid, group = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
 
 
 def read_running(run_dir: Path, name: str) -> Running | None:

@@ -2,11 +2,15 @@
 
     python -m pronostico.stack.web render-nginx --listen-port 80 --upstream 127.0.0.1:8001 --static-dir DIR --out FILE
     python -m pronostico.stack.web start | stop
+    python -m pronostico.stack.web supervise      # the web-supervisor service's own loop
 
 `render-nginx` renders the one template, bootstrap/nginx/pronostico.conf.template (EC2 user data runs it too).
 `start(settings)` migrates the prediction log, then starts the `log-shipper`, one `web-<port>` gunicorn instance per
-PRONOSTICO_APP_PORTS and `nginx` on PRONOSTICO_WEB_PORT, each as a service of pronostico.stack.processes, and waits
-until they answer. It is idempotent; `stop(settings)` stops them, the shipper last so that it ships what is left.
+PRONOSTICO_APP_PORTS, `nginx` on PRONOSTICO_WEB_PORT and the `web-supervisor`, each as a service of
+pronostico.stack.processes, and waits until they answer. The supervisor restarts an instance whose process group is
+gone, as systemd's Restart=always does on EC2 (and the ASG behind the ALB); nginx sends requests to the other one
+meanwhile. `start` is idempotent; `stop(settings)` stops the supervisor first, then the rest, the shipper last so
+that it ships what is left.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import argparse
 import getpass
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +35,9 @@ GUNICORN_CONF = PROJECT_ROOT / "bootstrap" / "gunicorn.conf.py"
 STATIC_DIR = PROJECT_ROOT / "src" / "app" / "static"
 LOOPBACK = ("127.0.0.0/8", "::1")
 READY_SECONDS = 90.0
+SUPERVISOR = "web-supervisor"
+SUPERVISOR_POLL_SECONDS = 0.5
+RESTART_PAUSE_SECONDS = 2.0  # systemd's RestartSec in bootstrap/systemd/pronostico-web.service
 MIME_TYPES = {"text/html": "html", "text/css": "css", "application/javascript": "js", "application/json": "json map",
               "image/svg+xml": "svg", "image/png": "png", "image/x-icon": "ico", "text/plain": "txt",
               "font/woff2": "woff2"}
@@ -151,7 +160,30 @@ def start(settings: Settings) -> None:
     for service, running in started:
         if service.port is not None:
             processes.wait_until_ready(service, running, READY_SECONDS)
+    processes.start(supervisor_service(settings), settings.run_dir, settings.logs_dir)
     wait_until_healthy(settings, READY_SECONDS)
+
+
+def supervisor_service(settings: Settings) -> processes.Service:
+    ports = {"PRONOSTICO_APP_PORTS": ",".join(map(str, settings.web.app_ports)),
+             "PRONOSTICO_WEB_PORT": str(settings.web.port)}  # the instances it watches are this stack's
+    return processes.Service(SUPERVISOR, [sys.executable, "-m", "pronostico.stack.web", "supervise"],
+                             env={**app_env(settings), **ports}, cwd=str(PROJECT_ROOT), stop_timeout=10.0)
+
+
+def supervise(settings: Settings, stop_event: threading.Event) -> None:
+    """Restart each gunicorn instance whose process group is gone, at most once per RESTART_PAUSE_SECONDS."""
+    last_restart: dict[int, float] = {}
+    while not stop_event.wait(SUPERVISOR_POLL_SECONDS):
+        for port in settings.web.app_ports:
+            name = f"web-{port}"
+            if processes.read_running(settings.run_dir, name) is not None:
+                continue
+            if time.monotonic() - last_restart.get(port, -RESTART_PAUSE_SECONDS) < RESTART_PAUSE_SECONDS:
+                continue
+            print(f"{name} is not running; starting it again", flush=True)
+            processes.start(gunicorn_service(settings, port), settings.run_dir, settings.logs_dir)
+            last_restart[port] = time.monotonic()
 
 
 def wait_until_healthy(settings: Settings, timeout: float) -> None:
@@ -172,9 +204,11 @@ def wait_until_healthy(settings: Settings, timeout: float) -> None:
 
 
 def stop(settings: Settings) -> list[str]:
-    """Stop nginx, then the app instances, then the log shipper (so it ships the last spooled rows)."""
+    """Stop the supervisor (or it would restart what follows), nginx, the app instances, then the log shipper (so it
+    ships the last spooled rows)."""
+    stopped = [SUPERVISOR] if processes.stop(settings.run_dir, SUPERVISOR) else []
     instances = sorted(p.stem for p in settings.run_dir.glob("web-*.json"))
-    return [name for name in ("nginx", *instances, "log-shipper") if processes.stop(settings.run_dir, name)]
+    return stopped + [name for name in ("nginx", *instances, "log-shipper") if processes.stop(settings.run_dir, name)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--out", type=Path, help="write here instead of stdout")
     commands.add_parser("start", help="start nginx, the gunicorn instances and the log shipper")
     commands.add_parser("stop", help="stop them")
+    commands.add_parser("supervise", help="restart gunicorn instances that die, until SIGTERM (the web-supervisor)")
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.command == "render-nginx":
@@ -206,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         start(settings)
         print(f"web: http://127.0.0.1:{settings.web.port}/ (nginx) -> "
               f"{', '.join(str(p) for p in settings.web.app_ports)} (gunicorn); log: {settings.db_url}")
+    elif args.command == "supervise":
+        stop_event = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop_event.set())
+        supervise(settings, stop_event)
     else:
         print(f"stopped: {', '.join(stop(settings)) or 'nothing was running'}")
     return 0
