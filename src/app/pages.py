@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup, escape
 
 from app.errors import status_for
 from app.runtime import model_quality, runtime
@@ -46,6 +48,18 @@ class Card:
         key = "name" if self.use_case.entity_kind == "team" else "symbol"
         return sorted(self.model.entities(), key=lambda e: str(e[key]).lower())
 
+    def options(self, field_name: str) -> Markup:
+        """The picker's <option>s with the value the user sent selected. The markup is built once per model version:
+        rendered in the template it cost 10 ms a page, ten times a prediction (docs/BENCHMARKS.md)."""
+        if self.model is None:
+            return Markup("")
+        html = runtime().per_model("options", self.model, lambda: entity_options(self.use_case, self.entities()))
+        chosen = self.values.get(field_name)
+        if chosen:
+            needle = f'<option value="{escape(chosen)}"'  # the closing quote makes it one exact value
+            html = html.replace(needle, f"{needle} selected", 1)
+        return Markup(html)
+
     def quality(self) -> dict[str, Any] | None:
         return model_quality(self.model) if self.model else None
 
@@ -61,6 +75,19 @@ class Card:
         if self.name == "matchups":
             return class_label(self.answer["outcome"], self.answer)
         return self.answer["signal"].capitalize()
+
+
+def entity_options(use_case: UseCase, entities: list[dict[str, Any]]) -> str:
+    """One <option> per entity, carrying what the picker shows beside the name in data-data."""
+    parts = []
+    for entity in entities:
+        if use_case.entity_kind == "team":
+            value, data = entity["name"], {"rank": entity["fifa_rank"], "elo": entity["elo"]}
+        else:
+            value, data = entity["symbol"], {"last_bar": entity["last_bar"], "close": entity["close"]}
+        attribute = htmlsafe_json_dumps(data, dumps=current_app.json.dumps)
+        parts.append(f"<option value=\"{escape(value)}\" data-data='{attribute}'>{escape(value)}</option>")
+    return "\n".join(parts)
 
 
 def class_label(name: str, answer: dict[str, Any]) -> str:

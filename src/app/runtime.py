@@ -1,7 +1,8 @@
 """What one app process holds: its ModelStore, its spool writer, and the answer-and-log path every channel shares.
 
 The request path is kept lean on purpose (issue 6 measures it under load): no database round trip, one JSON line
-appended and fdatasync'ed, and JSON for the GET endpoints serialised once per model version.
+appended and fdatasync'ed, and what only changes with the model (the GET endpoints' JSON, the pickers' options)
+built once per model version.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app
 
@@ -23,6 +24,7 @@ from pronostico.serving import ModelStore, ServingModel
 from pronostico.usecases import USE_CASES, RequestError
 
 EXTENSION = "pronostico"
+T = TypeVar("T")
 MARGINAL_GAIN = 0.01  # a log-loss gain under 1 % of the best baseline's is called no real edge
 
 
@@ -30,8 +32,8 @@ MARGINAL_GAIN = 0.01  # a log-loss gain under 1 % of the best baseline's is call
 class Runtime:
     store: ModelStore
     spool: SpoolWriter
-    _json: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
-    _json_lock: threading.Lock = field(default_factory=threading.Lock)
+    _per_model: dict[tuple[str, str, str], Any] = field(default_factory=dict)
+    _per_model_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def attach(cls, app: Flask) -> Runtime:
@@ -59,16 +61,20 @@ class Runtime:
         metrics.observe_prediction(use_case, channel, time.perf_counter() - started)
         return answer
 
+    def per_model(self, name: str, model: ServingModel, build: Callable[[], T]) -> T:
+        """A value that only changes when the model does, built once per version (the old version's is dropped)."""
+        key = (name, model.use_case.name, model.version)
+        value = self._per_model.get(key)
+        if value is None:
+            value = build()
+            with self._per_model_lock:
+                self._per_model = {k: v for k, v in self._per_model.items() if k[:2] != key[:2]}
+                self._per_model[key] = value
+        return value
+
     def cached_json(self, name: str, model: ServingModel, build: Callable[[], Any]) -> bytes:
         """JSON of a GET answer that only changes when the model does, serialised once per version."""
-        key = (name, model.use_case.name, model.version)
-        body = self._json.get(key)
-        if body is None:
-            body = dumps(build())
-            with self._json_lock:
-                self._json = {k: v for k, v in self._json.items() if k[:2] != key[:2]}
-                self._json[key] = body
-        return body
+        return self.per_model(name, model, lambda: dumps(build()))
 
 
 class UnknownUseCase(LookupError):
