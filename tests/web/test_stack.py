@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from app import db
 from app.log_shipper import read_status
+from benchmarks.report import markdown_table
 from pronostico import registry
 from pronostico.stack import processes, web
 from tests.web.conftest import Stack
@@ -62,15 +63,16 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 @contextmanager
-def traffic(stack: Stack, limit_seconds: float = 60.0) -> Iterator[dict[str, list]]:
-    """Predictions from a background thread until the block ends (bounded in time): answered ids and failures."""
+def traffic(stack: Stack, limit_seconds: float = 60.0, clients: int = 1) -> Iterator[dict[str, list]]:
+    """Predictions from `clients` background threads until the block ends (bounded in time): answered ids and
+    failures."""
     seen: dict[str, list] = {"answered": [], "failed": [], "versions": []}
     stop = threading.Event()
 
-    def run() -> None:
+    def run(first: int) -> None:
         session = requests.Session()
         deadline = time.monotonic() + limit_seconds
-        i = 0
+        i = first
         while not stop.is_set() and time.monotonic() < deadline:
             try:
                 answer = predict(session, stack, i)
@@ -83,13 +85,15 @@ def traffic(stack: Stack, limit_seconds: float = 60.0) -> Iterator[dict[str, lis
                 seen["failed"].append((None, str(error)))
             i += 1
 
-    thread = threading.Thread(target=run)
-    thread.start()
+    threads = [threading.Thread(target=run, args=(first,)) for first in range(clients)]
+    for thread in threads:
+        thread.start()
     try:
         yield seen
     finally:
         stop.set()
-        thread.join()
+        for thread in threads:
+            thread.join()
 
 
 @contextmanager
@@ -168,56 +172,105 @@ def test_a_slow_upstream_is_a_json_504(web_stack):
     assert answer.status_code == 504 and answer.json()["error"]["code"] == "upstream_timeout"
 
 
-def test_requests_keep_succeeding_when_an_instance_dies(web_stack):
+def instance_healthy(stack: Stack, port: int) -> bool:
+    try:
+        return requests.get(f"{stack.instance_url(port)}/healthz", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.mark.chaos
+def test_killing_an_instance_under_load_fails_no_request_and_the_supervisor_restarts_it(web_stack, reliability):
+    """kill -9 one gunicorn instance's whole process group (master and workers, requests in flight) while four
+    clients send predictions through nginx: no request fails (nginx resends to the other instance), and the
+    web-supervisor starts the instance again, as systemd does on EC2."""
     settings = web_stack.settings
-    victim, survivor = settings.web.app_ports
-    with traffic(web_stack) as seen:
-        wait_for(lambda: len(seen["answered"]) > 30, 30, "traffic before the kill")
+    victim = settings.web.app_ports[0]
+    with traffic(web_stack, clients=4) as seen:
+        wait_for(lambda: len(seen["answered"]) > 40, 30, "traffic before the kill")
         running = processes.read_running(settings.run_dir, f"web-{victim}")
+        answered_at_kill, killed_at = len(seen["answered"]), time.monotonic()
         os.killpg(running.pgid, signal.SIGKILL)  # killed outright, requests in flight and all
         wait_for(lambda: not processes.port_open(victim), 10, "the instance to die")
-        processes.stop(settings.run_dir, f"web-{victim}")
-        killed_at = len(seen["answered"])
-        wait_for(lambda: len(seen["answered"]) > killed_at + 60, 30, "traffic after the kill")
-        survivor_count = instance_predictions(web_stack, survivor)
+        wait_for(lambda: instance_healthy(web_stack, victim), 60, "the supervisor to bring the instance back")
+        recovery_seconds = time.monotonic() - killed_at
+        answered_while_down = len(seen["answered"]) - answered_at_kill
+        wait_for(lambda: instance_predictions(web_stack, victim) > 0, 30, "traffic to reach the new instance")
+        answered = len(seen["answered"])
+    restarted = processes.read_running(settings.run_dir, f"web-{victim}")
+    running_after = [port for port in settings.web.app_ports if instance_healthy(web_stack, port)]
+    reliability("gunicorn_kill", f"""## kill -9 one gunicorn instance under load
+
+`make chaos` (`pytest tests/web/test_stack.py -k killing_an_instance`): the real stack (nginx in front of two
+gunicorn instances with two sync workers each); four clients send predictions through nginx in a loop while the test
+sends SIGKILL to one instance's whole process group (master and workers, requests in flight). nginx resends a
+request that meets a dead instance to the other one (`proxy_next_upstream ... non_idempotent`, `max_fails=1`), and
+the local stack's `web-supervisor` starts the instance again, as `Restart=always` does on EC2.
+
+{markdown_table(["figure", "expected", "measured"], [
+    ["failed requests (any non-200 or connection error)", 0, len(seen["failed"])],
+    ["predictions answered while the instance was down", "> 0", answered_while_down],
+    ["predictions answered in the whole test", "", answered],
+    ["seconds from the kill to the instance answering /healthz 200 again", "< 60", f"{recovery_seconds:.1f}"],
+    ["instances running afterwards (answering /healthz 200)", 2, len(running_after)],
+])}
+""")
     assert seen["failed"] == []
-    service = web.gunicorn_service(settings, victim)
-    running = processes.start(service, settings.run_dir, settings.logs_dir)
-    processes.wait_until_ready(service, running, 60)
-    wait_for(lambda: requests.get(f"{web_stack.instance_url(victim)}/healthz", timeout=5).status_code == 200,
-             60, "the restarted instance to load its models")
-    assert survivor_count > 0
+    assert answered_while_down > 0
+    assert restarted is not None and restarted.pgid != running.pgid
+    assert running_after == list(settings.web.app_ports)
 
 
-def test_a_database_outage_loses_no_prediction(web_stack, capsys):
-    """Requests flow while the database link is cut and restored; afterwards every answered prediction is
-    exactly one row: answered == logged, no duplicates."""
+@pytest.mark.chaos
+def test_a_database_outage_under_load_loses_no_prediction(web_stack, reliability):
+    """Two clients send predictions while the database link is cut (the port refuses, open connections are reset)
+    and restored; afterwards every answered prediction is exactly one row: answered == logged, no duplicates."""
     settings = web_stack.settings
+    # rows of earlier tests still in the spool would land during this one and count as its own
+    wait_for(lambda: read_status(settings.spool_dir)["backlog_bytes"] == 0, 60, "the shipper to catch up first")
     before = set(logged_ids(web_stack.direct_db_url))
-    with traffic(web_stack) as seen:
+    with traffic(web_stack, clients=2) as seen:
         wait_for(lambda: len(seen["answered"]) > 50, 30, "traffic before the outage")
         web_stack.link.cut()
-        cut_at = len(seen["answered"])
-        wait_for(lambda: len(seen["answered"]) > cut_at + 150, 30, "predictions answered during the outage")
+        cut_at, outage_started = len(seen["answered"]), time.monotonic()
+        wait_for(lambda: len(seen["answered"]) > cut_at + 200, 30, "predictions answered during the outage")
         wait_for(lambda: read_status(settings.spool_dir).get("database_up") is False, 30,
                  "the shipper to notice the outage")
         during = len(set(logged_ids(web_stack.direct_db_url)) - before)
         spooled = read_status(settings.spool_dir)["backlog_bytes"]
         web_stack.link.restore()
-        restored_at = len(seen["answered"])
+        restored_at, outage_seconds = len(seen["answered"]), time.monotonic() - outage_started
         wait_for(lambda: len(seen["answered"]) > restored_at + 50, 30, "traffic after the outage")
     answered = set(seen["answered"])
+    stopped = time.monotonic()
     wait_for(lambda: len(set(logged_ids(web_stack.direct_db_url)) - before) >= len(answered), 60,
              "the shipper to replay the spool")
+    replay_seconds = time.monotonic() - stopped
     rows = [i for i in logged_ids(web_stack.direct_db_url) if i not in before]
+    reliability("database_outage", f"""## The prediction log's database goes away under load
+
+`make chaos` (`pytest tests/web/test_stack.py -k database_outage`): the real stack logging to a real MariaDB through
+a TCP link the test can cut; two clients send predictions through nginx while the link is cut for
+{outage_seconds:.0f} s (new connections refused, open ones reset) and then restored. Each answer is spooled and
+fdatasync'ed before it leaves; the log shipper retries with backoff and replays the spool, idempotently by
+prediction id.
+
+{markdown_table(["figure", "expected", "measured"], [
+    ["failed requests", 0, len(seen["failed"])],
+    ["predictions answered in all", "", len(answered)],
+    ["... of them while the database was away", "> 0", restored_at - cut_at],
+    ["rows logged while it was away (new rows only)", "< answered", during],
+    ["spool backlog while it was away", "> 0 bytes", f"{spooled:,} bytes"],
+    ["rows in prediction_log after the replay", len(answered), len(rows)],
+    ["duplicate prediction ids", 0, len(rows) - len(set(rows))],
+    ["answered predictions without a row", 0, len(answered - set(rows))],
+    ["seconds for the log to catch up after the load stopped", "< 60", f"{replay_seconds:.1f}"],
+])}
+""")
     assert seen["failed"] == []
     assert spooled > 0 and during < len(answered)  # rows really waited in the spool
     assert len(rows) == len(set(rows)) == len(answered)  # no duplicates, none lost
     assert set(rows) == answered
-    with capsys.disabled():
-        print(f"\n[outage] answered {len(answered)} predictions ({restored_at - cut_at} while the database was "
-              f"cut); {during} rows logged during the outage, {len(rows)} after the replay; "
-              f"{len(rows) - len(set(rows))} duplicates")
 
 
 def test_workers_poll_and_swap_a_promoted_model_without_failing_a_request(web_stack):
