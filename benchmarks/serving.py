@@ -53,7 +53,18 @@ logged prediction, so in the mix one page load in ten cost as much as the nine p
 fix: mix 539 requests/s with p99 101 ms, beside 997 predictions/s). The options are now built once per model version
 (`Card.options`, `Runtime.per_model`): 0.5 ms a page. A logged prediction's remaining cost over /healthz is the
 forest (about 0.2 ms), parsing and JSON (about 0.2 ms) and the spool's fdatasync, which is 0.08 ms at the median on
-this disk but several milliseconds whenever other work flushes to it: that wait is where the p99 comes from."""
+this disk but several milliseconds whenever other work flushes to it: that wait is where the p99 comes from.
+
+The log shipper now runs at lower priority (nice 10 locally, `Nice=10` in its systemd unit): each answer is already
+durable in the spool, so shipping may lag under load and catches up after. Alternating runs side by side at 16
+connections (5 s each): 2,264 and 2,070 logged predictions/s niced against 1,801 and 1,911 not (0.43 of /healthz
+against 0.39 and 0.40).
+
+**Tried and not kept.** With the spool's fdatasync taken out (a diagnostic, not a setting), predictions reach 0.54 of
+/healthz: the flush is what stands between this design and the target. gthread workers (2 or 3 per instance, 4
+threads) with a group-commit spool, where one fdatasync covers every thread's line, raised the ratio to 0.43-0.47 only
+because /healthz itself got slower under the GIL, with p99 30-38 ms: fewer logged predictions per second than sync
+workers, so the change was reverted. More sync workers (3 or 4 per instance) did not help either (0.41, 0.38)."""
 
 
 @dataclass(frozen=True)
