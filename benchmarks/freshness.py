@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.models import private_web_ports
 from benchmarks.report import markdown_table
 from lambda_trigger.events import dag_run_id
 from pronostico import storage
@@ -36,9 +37,8 @@ TIMEOUT = 900.0
 
 
 def private_settings(home: Path) -> Settings:
-    port = processes.free_port
-    env = {**os.environ, "PRONOSTICO_HOME": str(home), "PRONOSTICO_AIRFLOW_URL": f"http://127.0.0.1:{port()}",
-           "PRONOSTICO_WEB_PORT": str(port()), "PRONOSTICO_APP_PORTS": f"{port()},{port()}",
+    env = {**os.environ, "PRONOSTICO_HOME": str(home), **private_web_ports(),
+           "PRONOSTICO_AIRFLOW_URL": f"http://127.0.0.1:{processes.free_port()}",
            "PRONOSTICO_RETRAIN_SCHEDULE": "none", "PRONOSTICO_MODEL_POLL_SECONDS": "1"}
     os.environ.update({k: v for k, v in env.items() if k.startswith("PRONOSTICO_")})  # the services inherit these
     return load_settings(env)

@@ -9,6 +9,7 @@ from pronostico import registry, storage
 from pronostico.config import Settings, load_settings
 from pronostico.demo import demo_inputs
 from pronostico.pipeline import run_locally
+from pronostico.stack import processes
 
 USE_CASES = ("matchups", "assets")
 
@@ -17,6 +18,12 @@ def bench_settings(name: str, **env: str) -> Settings:
     """Settings on `$PRONOSTICO_HOME/bench/<name>`, a home of the benchmark's own."""
     home = load_settings().home / "bench" / name
     return load_settings({**os.environ, "PRONOSTICO_HOME": str(home), **env})
+
+
+def private_web_ports() -> dict[str, str]:
+    """Free ports for a benchmark's own nginx and app instances, beside whatever else runs on the machine."""
+    port = processes.free_port
+    return {"PRONOSTICO_WEB_PORT": str(port()), "PRONOSTICO_APP_PORTS": f"{port()},{port()}"}
 
 
 def ensure_models(settings: Settings) -> str:

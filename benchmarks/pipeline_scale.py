@@ -93,17 +93,19 @@ def median_stages(result: SizeResult) -> dict[str, float]:
 
 
 def table(results: list[SizeResult]) -> str:
-    lines = ["| rows | CSV MB | pyarrow CSV→parquet (rows/s) | Spark convert (rows/s) | ratio | train total (s) | "
-             "features (rows/s) | tune and fit (rows/s) | snapshot (s) | runs |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    from benchmarks.report import markdown_table
+
+    rows = []
     for r in results:
         arrow, convert, train = (statistics.median(x) for x in (r.pyarrow_seconds, r.convert_seconds, r.train_seconds))
         stages = median_stages(r)
-        lines.append(
-            f"| {r.rows:,} | {r.csv_mb:.0f} | {r.rows / arrow:,.0f} ({arrow:.1f} s) | {r.rows / convert:,.0f} "
-            f"({convert:.1f} s) | {convert / arrow:.0f}x | {train:.1f} | {r.rows / stages['features']:,.0f} | "
-            f"{r.rows / stages['tune_and_fit']:,.0f} | {stages['entity_snapshot']:.1f} | {len(r.convert_seconds)} |")
-    return "\n".join(lines)
+        rows.append([f"{r.rows:,}", f"{r.csv_mb:.0f}", f"{r.rows / arrow:,.0f} ({arrow:.1f} s)",
+                     f"{r.rows / convert:,.0f} ({convert:.1f} s)", f"{convert / arrow:.0f}x", f"{train:.1f}",
+                     f"{r.rows / stages['features']:,.0f}", f"{r.rows / stages['tune_and_fit']:,.0f}",
+                     f"{stages['entity_snapshot']:.1f}", len(r.convert_seconds)])
+    return markdown_table(["rows", "CSV MB", "pyarrow CSV→parquet (rows/s)", "Spark convert (rows/s)", "ratio",
+                           "train total (s)", "features (rows/s)", "tune and fit (rows/s)", "snapshot (s)", "runs"],
+                          rows)
 
 
 def growth(results: list[SizeResult]) -> dict[str, Any]:

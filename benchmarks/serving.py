@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from pronostico.config import Settings
-from pronostico.stack import processes, web
+from pronostico.stack import web
 
 CONCURRENCIES = (1, 4, 16, 64)
 TARGETS = ("static", "healthz", "predictions", "mix")
@@ -196,13 +196,11 @@ def entity_names(settings: Settings) -> tuple[list[str], list[str]]:
 
 def serving_settings(models_uri: str) -> Settings:
     """A fresh home of the bench's own (an empty log and spool), free ports, the bench's models."""
-    from benchmarks.models import bench_settings
+    from benchmarks.models import bench_settings, private_web_ports
 
     settings = bench_settings("serving")
     shutil.rmtree(settings.home, ignore_errors=True)
-    return bench_settings("serving", PRONOSTICO_MODELS_URI=models_uri,
-                          PRONOSTICO_WEB_PORT=str(processes.free_port()),
-                          PRONOSTICO_APP_PORTS=f"{processes.free_port()},{processes.free_port()}")
+    return bench_settings("serving", PRONOSTICO_MODELS_URI=models_uri, **private_web_ports())
 
 
 def logged_rows(settings: Settings) -> tuple[int, int]:
