@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """The node arrays predict_proba indexes with, as platform-sized integers (no cast on each gather)."""
+
+    feature: np.ndarray
+    children: np.ndarray  # node * 2 -> right child, node * 2 + 1 -> left child
+    roots: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -40,14 +50,23 @@ class Forest:
         """Class probabilities for a (n_rows, n_features) array or one feature vector."""
         single = rows.ndim == 1
         x = np.atleast_2d(np.asarray(rows, dtype=np.float64))
-        node = np.broadcast_to(self.roots, (len(x), self.n_trees)).copy()
-        row_index = np.arange(len(x))[:, None]
+        n_rows, n_trees = len(x), self.n_trees
+        walk = self._walk
+        # flat indexing into one row-major copy of x and one (right, left) child table keeps each level at four
+        # gathers; going left when x <= threshold (and right for NaN) is exactly Spark's rule
+        node = np.tile(walk.roots, n_rows)
+        row_start = np.repeat(np.arange(n_rows, dtype=np.intp) * x.shape[1], n_trees)
+        values = x.ravel()
         for _ in range(self.depth):
-            goes_left = x[row_index, self.feature[node]] <= self.threshold[node]
-            node = np.where(goes_left, self.left[node], self.right[node])
-        votes = self.leaf_value[node].sum(axis=1)
+            node = walk.children[2 * node + (values[row_start + walk.feature[node]] <= self.threshold[node])]
+        votes = self.leaf_value[node].reshape(n_rows, n_trees, -1).sum(axis=1)
         probabilities = votes / votes.sum(axis=1, keepdims=True)
         return probabilities[0] if single else probabilities
+
+    @cached_property
+    def _walk(self) -> _Walk:
+        children = np.stack([self.right, self.left], axis=1).ravel().astype(np.intp)
+        return _Walk(self.feature.astype(np.intp), children, self.roots.astype(np.intp))
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
