@@ -47,6 +47,12 @@ def post_worker_init(worker: Any) -> None:
         runtime.spool.prepare()  # the worker's spool segment is made now, not during its first prediction
 
 
+def worker_exit(server: Any, worker: Any) -> None:
+    runtime = getattr(worker.wsgi, "extensions", {}).get("pronostico")
+    if runtime is not None:
+        runtime.spool.close()  # flushes what the spool's interval flusher has not yet
+
+
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 

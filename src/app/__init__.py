@@ -4,7 +4,7 @@
 
 Configuration comes first from defaults, then from the environment (pronostico.config), then from a test's
 mapping. Each process (gunicorn worker) loads the promoted models into its own ModelStore and polls current.json;
-every answered prediction is appended to the worker's spool before the answer leaves (app.spool), and the log
+every answered prediction is appended to the host's spool before the answer leaves (app.spool), and the log
 shipper (app.log_shipper) moves it to the database.
 """
 
@@ -45,6 +45,8 @@ def default_config(settings: Settings) -> dict[str, Any]:
         "DB_URL": settings.db_url,
         "SPOOL_DIR": str(settings.spool_dir),
         "SPOOL_SEGMENT_BYTES": DEFAULT_SEGMENT_BYTES,
+        "SPOOL_SYNC": settings.web.spool_sync,
+        "SPOOL_SYNC_SECONDS": settings.web.spool_sync_ms / 1000.0,
         "MODEL_POLL_SECONDS": settings.model_poll_seconds,  # 0 turns polling off (tests refresh by hand)
         "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
         "ANALYTICS_CACHE_SECONDS": 5.0,

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
+
+from app.spool import writer_counters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -46,7 +48,7 @@ class StackCollector(Collector):
         self.runtime = runtime
         self.spool_dir = spool_dir
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         from app.log_shipper import read_status
 
         loaded = GaugeMetricFamily("pronostico_model_loaded", "1 for the model version this worker serves",
@@ -57,6 +59,13 @@ class StackCollector(Collector):
         status = read_status(self.spool_dir)
         yield GaugeMetricFamily("pronostico_spool_backlog_bytes", "Spooled prediction bytes not yet in the database",
                                 value=status["backlog_bytes"])
+        spool = writer_counters(self.spool_dir)  # host-wide: every worker of the host reports the same figures
+        yield CounterMetricFamily("pronostico_spool_lines", "Prediction lines appended to the spool on this host",
+                                  value=spool["lines"])
+        yield CounterMetricFamily("pronostico_spool_flushes", "fdatasyncs of the spool on this host; each covers "
+                                  "every line appended before it began", value=spool["syncs"])
+        yield GaugeMetricFamily("pronostico_spool_unflushed_bytes", "Spooled bytes written but not yet flushed to disk",
+                                value=spool["unflushed_bytes"])
         up = status.get("database_up")
         yield GaugeMetricFamily("pronostico_log_database_up", "1 when the log shipper last reached the database",
                                 value=1 if up else 0)

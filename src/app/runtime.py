@@ -1,7 +1,8 @@
 """What one app process holds: its ModelStore, its spool writer, and the answer-and-log path every channel shares.
 
 The request path is kept lean on purpose (issue 6 measures it under load): no database round trip, one JSON line
-appended and fdatasync'ed, and what only changes with the model (the GET endpoints' JSON, the pickers' options)
+appended to the host's spool (flushed before the answer or within milliseconds after, per PRONOSTICO_SPOOL_SYNC),
+and what only changes with the model (the GET endpoints' JSON, the pickers' options)
 built once per model version.
 """
 
@@ -42,7 +43,9 @@ class Runtime:
         store.refresh()
         if app.config["MODEL_POLL_SECONDS"] > 0:
             store.start_polling(float(app.config["MODEL_POLL_SECONDS"]))
-        runtime = cls(store, SpoolWriter(Path(app.config["SPOOL_DIR"]), int(app.config["SPOOL_SEGMENT_BYTES"])))
+        spool = SpoolWriter(Path(app.config["SPOOL_DIR"]), int(app.config["SPOOL_SEGMENT_BYTES"]),
+                            app.config["SPOOL_SYNC"], float(app.config["SPOOL_SYNC_SECONDS"]))
+        runtime = cls(store, spool)
         app.extensions[EXTENSION] = runtime
         return runtime
 

@@ -72,6 +72,10 @@ class WebSettings:
     rate_limit_per_second: int = 20  # nginx limit_req per client address; loopback is exempt
     shipper_batch_rows: int = 500  # spooled predictions per INSERT transaction
     shipper_idle_seconds: float = 0.25  # how long the shipper sleeps when the spool has nothing new
+    # when an answer may leave: "interval" once its log line is in the page cache, flushed within spool_sync_ms by a
+    # background thread; "each" once it is flushed (app/spool.py, README "Nothing is lost")
+    spool_sync: str = "interval"
+    spool_sync_ms: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,8 @@ def _web(env: Mapping[str, str]) -> WebSettings:
         shipper_batch_rows=int(env.get("PRONOSTICO_SHIPPER_BATCH_ROWS", str(WebSettings.shipper_batch_rows))),
         shipper_idle_seconds=float(env.get("PRONOSTICO_SHIPPER_IDLE_SECONDS",
                                            str(WebSettings.shipper_idle_seconds))),
+        spool_sync=env.get("PRONOSTICO_SPOOL_SYNC", WebSettings.spool_sync),
+        spool_sync_ms=float(env.get("PRONOSTICO_SPOOL_SYNC_MS", str(WebSettings.spool_sync_ms))),
     )
 
 

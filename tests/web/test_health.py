@@ -56,6 +56,8 @@ def test_metrics_count_predictions_in_prometheus_text(client):
     assert value(text, 'pronostico_request_errors_total{code="unknown_symbol",status="422"}') >= 1
     assert 'pronostico_model_loaded{use_case="matchups",version=' in text
     assert "pronostico_spool_backlog_bytes" in text and "pronostico_prediction_seconds_bucket" in text
+    assert value(text, "pronostico_spool_lines_total") == value(before, "pronostico_spool_lines_total") + 1
+    assert "pronostico_spool_flushes_total" in text and "pronostico_spool_unflushed_bytes" in text
 
 
 def test_a_promoted_model_swaps_in_without_failing_a_request(settings, trained_models, tmp_path):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import multiprocessing
 import os
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +18,7 @@ import sqlalchemy as sa
 from app import db
 from app.log_shipper import DatabaseAway, LogShipper
 from app.prediction_log import log_line, metadata
-from app.spool import SpoolReader, SpoolUnavailable, SpoolWriter
+from app.spool import SpoolReader, SpoolUnavailable, SpoolWriter, writer_counters
 from pronostico.stack import processes
 
 VIEWS = {"prediction_hourly", "prediction_daily", "prediction_top_matchups", "prediction_top_teams",
@@ -100,7 +104,7 @@ def test_an_unfinished_line_of_a_dead_writer_is_set_aside(tmp_path):
     assert "incomplete last line" in (tmp_path / "rejected.log").read_text()
 
 
-def test_a_forked_worker_writes_a_segment_of_its_own(tmp_path):
+def test_a_forked_worker_appends_to_the_shared_segment_with_descriptors_of_its_own(tmp_path):
     writer = spool(tmp_path, [("assets", asset_answer())])
     child = os.fork()
     if child == 0:  # pragma: no cover - runs in the child
@@ -109,9 +113,92 @@ def test_a_forked_worker_writes_a_segment_of_its_own(tmp_path):
         finally:
             os._exit(0)
     os.waitpid(child, 0)
+    writer.append(log_line("assets", "api", asset_answer(), 0.5))  # after the child: no line written over
     reader = SpoolReader(tmp_path)
-    assert len(reader.segments()) == 2 and len(reader.next_batch(10).lines) == 2
+    assert len(reader.segments()) == 1 and len(reader.next_batch(10).lines) == 3
     writer.close()
+
+
+def _append_many(directory: str, count: int, tag: int) -> int:
+    writer = SpoolWriter(Path(directory), 64 << 10)  # small segments: rotations happen under contention
+    for i in range(count):
+        writer.append(json.dumps({"writer": tag, "seq": i}).encode() + b"\n")
+    writer.close()
+    return writer.syncs
+
+
+def test_processes_share_one_segment_and_one_fdatasync_covers_several_lines(tmp_path):
+    writers, per_writer = 4, 400
+    with concurrent.futures.ProcessPoolExecutor(writers, mp_context=multiprocessing.get_context("fork")) as pool:
+        syncs = sum(pool.map(_append_many, [str(tmp_path)] * writers, [per_writer] * writers, range(writers)))
+    lines = [json.loads(line) for line in SpoolReader(tmp_path).next_batch(10_000).lines]
+    assert len(lines) == writers * per_writer  # every line, none torn, none written over
+    for tag in range(writers):  # each writer's lines in the order it wrote them
+        assert [x["seq"] for x in lines if x["writer"] == tag] == list(range(per_writer))
+    counters = writer_counters(tmp_path)
+    assert counters["lines"] == writers * per_writer
+    assert syncs <= counters["syncs"] < writers * per_writer  # group commit: fewer flushes than lines
+
+
+def test_a_writer_killed_in_the_middle_of_a_line_makes_the_next_one_start_a_segment(tmp_path):
+    writer = spool(tmp_path, [("assets", asset_answer())])
+    first = writer.segment
+    state = writer._open().state
+    state.set("dirty", 1)  # what a writer killed between marking the state and finishing its line leaves
+    with first.open("r+b") as handle:
+        handle.seek(state.get("end"))
+        handle.write(b'{"prediction_id": "half')
+    writer.append(log_line("assets", "api", asset_answer(), 0.5))
+    second = writer.segment
+    assert second is not None and second != first and state.get("dirty") == 0
+    writer.close()
+    reader = SpoolReader(tmp_path)
+    assert len(reader.next_batch(10).lines) == 2
+    reader.commit(reader.next_batch(10))
+    assert sorted(reader.remove_finished()) == sorted([first.name, second.name])
+    assert "incomplete last line" in (tmp_path / "rejected.log").read_text()
+
+
+def test_a_writer_starts_a_new_segment_when_the_shipper_deleted_the_current_one(tmp_path):
+    spool(tmp_path, [("assets", asset_answer())]).close()  # every writer gone
+    reader = SpoolReader(tmp_path)
+    reader.commit(reader.next_batch(10))
+    assert len(reader.remove_finished()) == 1
+    writer = spool(tmp_path, [("assets", asset_answer())])  # the state still names the deleted segment
+    assert writer.segment is not None and writer.segment.exists()
+    assert len(SpoolReader(tmp_path).next_batch(10).lines) == 1
+    writer.close()
+
+
+def test_each_mode_answers_only_once_the_line_is_flushed(tmp_path):
+    writer = SpoolWriter(tmp_path, sync="each")
+    for _ in range(3):
+        writer.append(log_line("assets", "api", asset_answer(), 0.5))
+        assert writer_counters(tmp_path)["unflushed_bytes"] == 0
+    writer.close()
+
+
+def test_interval_mode_answers_from_the_page_cache_and_flushes_within_the_interval(tmp_path):
+    threads_before = set(threading.enumerate())
+    writer = SpoolWriter(tmp_path, sync="interval", sync_interval=0.2)
+    for _ in range(20):
+        writer.append(log_line("assets", "api", asset_answer(), 0.5))
+    assert len(SpoolReader(tmp_path).next_batch(100).lines) == 20  # readable by the shipper at once
+    assert writer_counters(tmp_path)["unflushed_bytes"] > 0  # no flush in the answer's path
+    deadline = time.monotonic() + 5
+    while writer_counters(tmp_path)["unflushed_bytes"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counters = writer_counters(tmp_path)
+    assert counters["unflushed_bytes"] == 0 and 1 <= counters["syncs"] < 20  # one flush for the lot
+    writer.append(log_line("assets", "api", asset_answer(), 0.5))
+    writer.close()  # a worker on its way out flushes what is left
+    assert writer_counters(tmp_path)["unflushed_bytes"] == 0
+    assert [t.name for t in set(threading.enumerate()) - threads_before] == []  # its flusher thread is gone
+
+
+def test_an_unknown_sync_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="each, interval"):
+        SpoolWriter(tmp_path, sync="sometimes")
 
 
 def test_an_unwritable_spool_refuses_the_line(tmp_path):

@@ -130,6 +130,8 @@ def app_env(settings: Settings) -> dict[str, str]:
             "PRONOSTICO_WORKERS": str(settings.web.workers),
             "PRONOSTICO_SHIPPER_BATCH_ROWS": str(settings.web.shipper_batch_rows),
             "PRONOSTICO_SHIPPER_IDLE_SECONDS": str(settings.web.shipper_idle_seconds),
+            "PRONOSTICO_SPOOL_SYNC": settings.web.spool_sync,
+            "PRONOSTICO_SPOOL_SYNC_MS": str(settings.web.spool_sync_ms),
             "PYTHONUNBUFFERED": "1"}
 
 
