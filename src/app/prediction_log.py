@@ -12,10 +12,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 CHANNELS = ("form", "api")
+ENCODER = msgspec.json.Encoder()
 INPUT_COLUMNS = ("home_team", "away_team", "neutral", "tournament", "symbol", "as_of")
 PROBABILITY_CLASSES = ("home_win", "draw", "away_win", "sell", "hold", "buy")
 
@@ -75,7 +77,7 @@ def log_line(use_case: str, channel: str, answer: Mapping[str, Any], latency_ms:
             row[name] = answer[name]
     for name, probability in answer["probabilities"].items():
         row[f"p_{name}"] = probability
-    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
+    return ENCODER.encode(row) + b"\n"
 
 
 def row_from_line(line: bytes) -> dict[str, Any]:

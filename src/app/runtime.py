@@ -8,7 +8,6 @@ built once per model version.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -16,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 from flask import Flask, Response, current_app
 
 from app import metrics
@@ -88,8 +88,11 @@ def runtime() -> Runtime:
     return current_app.extensions[EXTENSION]
 
 
+ENCODER = msgspec.json.Encoder(enc_hook=str)  # compact, like json.dumps with separators=(",", ":")
+
+
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), default=str).encode()
+    return ENCODER.encode(value)
 
 
 def json_response(value: Any, status: int = 200, *, raw: bytes | None = None) -> Response:
