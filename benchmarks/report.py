@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from pronostico.config import PROJECT_ROOT, load_settings
 # Read once, at import: tests point PRONOSTICO_HOME at private folders, but reports belong to the outer run.
 REPORTS = Path(os.environ.get("PRONOSTICO_REPORTS_DIR", load_settings().home / "reports"))
 
+MARKER = "<!-- section: {} -->"  # where a section starts in an assembled document
 DOCUMENTS = {
     "benchmarks": ("BENCHMARKS.md", "Benchmarks", ["serving", "model_time", "pipeline", "freshness"]),
     "reliability": ("RELIABILITY.md", "Reliability", [
@@ -34,8 +36,18 @@ def save_section(document: str, name: str, markdown: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.md"
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    path.write_text(markdown.rstrip() + f"\n\n<sub>measured {stamp}</sub>\n", encoding="utf-8")
+    path.write_text(f"{MARKER.format(name)}\n{markdown.rstrip()}\n\n<sub>measured {stamp}</sub>\n",
+                    encoding="utf-8")
     return path
+
+
+def sections_in(path: Path) -> dict[str, str]:
+    """The sections of an assembled document, by name, as its markers delimit them."""
+    if not path.exists():
+        return {}
+    parts = re.split(r"^(?=<!-- section: [\w-]+ -->$)", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    found = (re.match(r"<!-- section: ([\w-]+) -->", part) for part in parts)
+    return {match.group(1): part.rstrip() + "\n" for match, part in zip(found, parts, strict=True) if match}
 
 
 def machine() -> str:
@@ -51,10 +63,15 @@ def machine() -> str:
 
 
 def assemble(document: str, preamble: str = "") -> Path:
-    """Write docs/<DOCUMENT>.md from the saved sections, in the document's order, unknown sections last."""
+    """Write docs/<DOCUMENT>.md from the saved sections, in the document's order, unknown sections last.
+
+    A section not measured under this home (a fresh checkout measuring one benchmark, say) is carried over from the
+    document as it stands, with its own "measured" date, rather than dropped."""
     filename, title, order = DOCUMENTS[document]
+    out = PROJECT_ROOT / "docs" / filename
     folder = REPORTS / document
     saved = {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.md"))} if folder.is_dir() else {}
+    saved = {**sections_in(out), **saved}
     names = [n for n in order if n in saved] + sorted(set(saved) - set(order))
     missing = [n for n in order if n not in saved]
     parts = [f"# {title}\n", machine() + "\n"]
@@ -63,7 +80,6 @@ def assemble(document: str, preamble: str = "") -> Path:
     if missing:
         parts.append("Not measured in this assembly: " + ", ".join(missing) + ".\n")
     parts += [saved[n] for n in names]
-    out = PROJECT_ROOT / "docs" / filename
     out.write_text("\n".join(parts), encoding="utf-8")
     return out
 
