@@ -143,7 +143,7 @@ def gunicorn_service(settings: Settings, port: int) -> processes.Service:
 
 
 def shipper_service(settings: Settings) -> processes.Service:
-    # at lower priority, as Nice=10 in its systemd unit: answers are durable in the spool, shipping can lag
+    # at lower priority, as Nice=10 in its systemd unit: answers are safe in the spool, shipping can lag
     command = ["nice", "-n", "10", sys.executable, "-m", "app.log_shipper"]
     return processes.Service("log-shipper", command, env=app_env(settings), cwd=str(PROJECT_ROOT), stop_timeout=30.0)
 
