@@ -299,6 +299,8 @@ class SpoolWriter:
         """Start a new current segment. The old one is flushed first: a writer that sees the generation move on
         knows its line is on disk."""
         state = handles.state
+        if state.get("dirty"):
+            os.sync()  # a writer died mid-change, maybe mid-rotation: the state may not name the segment to flush
         state.set("dirty", 1)
         old = _join(self.directory / state.segment_name) if state.segment_name else None
         if old is not None:
