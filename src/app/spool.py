@@ -43,6 +43,8 @@ from typing import ClassVar
 log = logging.getLogger(__name__)
 
 SEGMENT_SUFFIX = ".jsonl"
+TEMPORARY_SUFFIX = ".tmp"  # a segment being created: preallocated, then renamed into place
+ABANDONED_AFTER_SECONDS = 60.0
 POSITIONS_FILE = "positions.json"
 REJECTED_FILE = "rejected.log"  # not *.jsonl: never taken for a segment
 WRITERS_FILE = ".writers"
@@ -323,7 +325,7 @@ class SpoolWriter:
 
     def _create_segment(self) -> tuple[int, Path]:
         name = f"{time.time_ns():020d}-{os.getpid()}"
-        temporary = self.directory / f".{name}.tmp"
+        temporary = self.directory / f".{name}{TEMPORARY_SUFFIX}"
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
@@ -481,7 +483,19 @@ class SpoolReader:
                 self.positions.pop(name, None)
             self._save_positions()
             fsync_directory(self.directory)
+        self._remove_abandoned_segments_in_creation()
         return removed
+
+    def _remove_abandoned_segments_in_creation(self) -> None:
+        """A writer killed while creating a segment leaves it under its temporary name, where nothing else looks."""
+        for temporary in self.directory.glob(f".*{TEMPORARY_SUFFIX}"):
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - temporary.stat().st_mtime < ABANDONED_AFTER_SECONDS:
+                    continue  # a writer may still be creating it (it locks the file only after opening it)
+                with _unlocked(temporary) as fd:
+                    if fd is not None:
+                        temporary.unlink()
+                        log.warning("removed %s, a segment its writer never finished creating", temporary.name)
 
     def backlog_bytes(self) -> int:
         """Bytes written to the segments and not yet shipped."""

@@ -170,6 +170,16 @@ def test_a_writer_starts_a_new_segment_when_the_shipper_deleted_the_current_one(
     writer.close()
 
 
+def test_the_shipper_removes_a_segment_whose_writer_died_creating_it(tmp_path):
+    abandoned, fresh = tmp_path / ".00000000000000000001-1.tmp", tmp_path / ".00000000000000000002-2.tmp"
+    abandoned.write_bytes(bytes(4096))
+    fresh.write_bytes(bytes(4096))
+    an_hour_ago = time.time() - 3600
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+    SpoolReader(tmp_path).remove_finished()
+    assert not abandoned.exists() and fresh.exists()  # a fresh one may still be in the making
+
+
 def test_each_mode_answers_only_once_the_line_is_flushed(tmp_path):
     writer = SpoolWriter(tmp_path, sync="each")
     for _ in range(3):
