@@ -45,8 +45,10 @@ def sections_in(path: Path) -> dict[str, str]:
     """The sections of an assembled document, by name, as its markers delimit them."""
     if not path.exists():
         return {}
-    parts = re.split(r"^(?=<!-- section: [\w-]+ -->$)", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
-    found = (re.match(r"<!-- section: ([\w-]+) -->", part) for part in parts)
+    marker = re.escape(MARKER).replace(re.escape("{}"), "{}")
+    start = "^(?=" + marker.format(r"[\w-]+") + "$)"
+    parts = re.split(start, path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    found = (re.match(marker.format(r"([\w-]+)"), part) for part in parts)
     return {match.group(1): part.rstrip() + "\n" for match, part in zip(found, parts, strict=True) if match}
 
 

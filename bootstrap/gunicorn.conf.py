@@ -41,14 +41,19 @@ def on_starting(server: Any) -> None:
     _metrics_dir.mkdir(parents=True, exist_ok=True)
 
 
+def _runtime(worker: Any) -> Any:
+    """The worker's app Runtime (app.runtime), if its app loaded."""
+    return getattr(worker.wsgi, "extensions", {}).get("pronostico")
+
+
 def post_worker_init(worker: Any) -> None:
-    runtime = getattr(worker.wsgi, "extensions", {}).get("pronostico")
+    runtime = _runtime(worker)
     if runtime is not None:
         runtime.spool.prepare()  # the worker's spool segment is made now, not during its first prediction
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    runtime = getattr(worker.wsgi, "extensions", {}).get("pronostico")
+    runtime = _runtime(worker)
     if runtime is not None:
         runtime.spool.close()  # flushes what the spool's interval flusher has not yet
 

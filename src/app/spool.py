@@ -1,7 +1,8 @@
 """The prediction spool: append-only JSON-lines segments on local disk, shared by every worker process of a host.
 
-A worker answers a prediction only after its log line is written and fdatasync'ed here, so an answered
-prediction survives a crash of the worker, of the shipper, or of the database. The log shipper reads the segments
+A worker answers a prediction only after its log line is written here, so an answered prediction survives a crash
+of the worker, of the shipper, or of the database; when the line must also be on disk first is the writer's `sync`
+setting (flushed before the answer, or within an interval after it). The log shipper reads the segments
 in order and records, in positions.json, how far each one reached the database.
 
 Group commit across processes. A sync worker has one request in flight, so a spool per worker would need one
@@ -9,8 +10,8 @@ fdatasync per answer, and the flush is the largest cost of a logged prediction o
 workers of a host therefore append to one current segment, and whoever finds its line not yet on disk flushes the
 segment for everyone: one fdatasync covers every line appended before it started. Two flock'ed files coordinate
 the processes: `.writers` (mmap'ed; its lock guards appending) holds the current segment, where its data ends and
-how far it is known to be on disk, and `.sync` is taken to flush. A line is answered only once the flushed range
-covers it, which is the same guarantee as an fdatasync per line.
+how far it is known to be on disk, and `.sync` is taken to flush. With SYNC_EACH a line is answered only once the
+flushed range covers it, the same guarantee as an fdatasync per line.
 
 Segments are preallocated with real zeros when they are created, and lines overwrite the zeros in place: an
 fdatasync then flushes data blocks only, where an append would also force a journal commit for the new file size
@@ -81,14 +82,38 @@ class WritersState:
                                          "synced_generation": 32, "synced_end": 40, "lines": 48, "syncs": 56}
     _NAME: ClassVar[slice] = slice(64, 128)
 
-    def __init__(self, fd: int) -> None:
-        if os.fstat(fd).st_size < self.SIZE:
-            os.ftruncate(fd, self.SIZE)  # under the append lock: no writer maps a short file
-        self._map = mmap.mmap(fd, self.SIZE)
-        if self.get("version") == 0:
-            self.set("version", self.VERSION)
-        elif self.get("version") != self.VERSION:
-            raise OSError(f"{WRITERS_FILE} has layout version {self.get('version')}, this code writes {self.VERSION}")
+    def __init__(self, buffer: mmap.mmap | bytes) -> None:
+        self._map = buffer  # bytes: a read-only copy (metrics)
+
+    @classmethod
+    def open(cls, fd: int) -> WritersState:
+        """Map `.writers` for writing (the append lock held: no writer maps a short file)."""
+        if os.fstat(fd).st_size < cls.SIZE:
+            os.ftruncate(fd, cls.SIZE)
+        state = cls(mmap.mmap(fd, cls.SIZE))
+        if state.get("version") == 0:
+            state.set("version", cls.VERSION)
+        elif state.get("version") != cls.VERSION:
+            raise OSError(f"{WRITERS_FILE} has layout version {state.get('version')}, this code writes {cls.VERSION}")
+        return state
+
+    def current(self) -> tuple[int, int]:
+        """(generation, end) of the data appended so far."""
+        return self.get("generation"), self.get("end")
+
+    def synced(self) -> tuple[int, int]:
+        """(generation, end) of the data known to be on disk."""
+        return self.get("synced_generation"), self.get("synced_end")
+
+    def covers(self, position: tuple[int, int]) -> bool:
+        """Whether data up to `position` is on disk: flushed past it, or in a segment rotation has left (and
+        flushed on leaving)."""
+        return self.synced() >= position or self.get("generation") != position[0]
+
+    def unflushed_bytes(self) -> int:
+        generation, end = self.current()
+        synced_generation, synced_end = self.synced()
+        return max(0, end - (synced_end if synced_generation == generation else 0))
 
     def get(self, name: str) -> int:
         return int(struct.unpack_from("<Q", self._map, self._FIELDS[name])[0])
@@ -105,7 +130,8 @@ class WritersState:
         self._map[self._NAME] = name.encode("ascii").ljust(self._NAME.stop - self._NAME.start, b"\0")
 
     def close(self) -> None:
-        self._map.close()
+        if isinstance(self._map, mmap.mmap):
+            self._map.close()
 
 
 @dataclass
@@ -191,8 +217,8 @@ class SpoolWriter:
                 return False
             state = handles.state
             with _flocked(handles.writers_fd):
-                generation, end = state.get("generation"), state.get("end")
-            behind = (state.get("synced_generation"), state.get("synced_end")) < (generation, end)
+                generation, end = state.current()
+            behind = not state.covers((generation, end))
             segment_fd = os.dup(handles.segment_fd) if behind and handles.generation == generation else None
         try:
             if segment_fd is None:
@@ -231,7 +257,7 @@ class SpoolWriter:
         sync_fd = os.open(self.directory / SYNC_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
         try:
             with _flocked(writers_fd):
-                state = WritersState(writers_fd)
+                state = WritersState.open(writers_fd)
         except BaseException:
             os.close(writers_fd)
             os.close(sync_fd)
@@ -265,9 +291,7 @@ class SpoolWriter:
         with self._lock:
             if self._handles is None or self._pid != os.getpid():
                 return True  # closed: close() flushed
-            state = self._handles.state
-            return (state.get("synced_generation"), state.get("synced_end")) >= position \
-                or state.get("generation") != position[0]  # rotation flushes the segment it leaves
+            return self._handles.state.covers(position)
 
     def _write(self, handles: _Handles, line: bytes) -> tuple[int, int]:
         """Append under the host's append lock; return (generation, end) just past the line."""
@@ -345,12 +369,12 @@ class SpoolWriter:
         """Return once the segment is flushed past `position`: by this process, or by another that got there first."""
         state = handles.state
         with _flocked(handles.sync_fd):
-            if (state.get("synced_generation"), state.get("synced_end")) >= position:
-                return  # a flush that started after this line was written has finished
+            if state.covers(position):
+                return  # a flush that started after this line was written has finished, or a rotation
             with _flocked(handles.writers_fd):
-                generation, end = state.get("generation"), state.get("end")
+                generation, end = state.current()
             if generation != position[0]:
-                return  # the segment was rotated since, and rotation flushes the segment it leaves
+                return  # rotated since the check above, and rotation flushes the segment it leaves
             assert handles.segment_fd is not None and handles.generation == generation
             os.fdatasync(handles.segment_fd)  # covers every line appended up to `end`, whoever wrote it
             self._record_flush(state, generation, end)
@@ -377,9 +401,8 @@ def writer_counters(directory: Path) -> dict[str, int]:
         data = b""
     if len(data) < WritersState.SIZE:
         return {"lines": 0, "syncs": 0, "unflushed_bytes": 0}
-    field = {name: int(struct.unpack_from("<Q", data, offset)[0]) for name, offset in WritersState._FIELDS.items()}
-    flushed = field["synced_end"] if field["synced_generation"] == field["generation"] else 0
-    return {"lines": field["lines"], "syncs": field["syncs"], "unflushed_bytes": max(0, field["end"] - flushed)}
+    state = WritersState(data)
+    return {"lines": state.get("lines"), "syncs": state.get("syncs"), "unflushed_bytes": state.unflushed_bytes()}
 
 
 @contextlib.contextmanager
