@@ -14,17 +14,23 @@ blueprint = Blueprint("health", __name__)
 
 
 def health() -> tuple[dict[str, Any], int]:
-    """503 until a promoted model is loaded, and while a promoted use case has none loaded (it failed to load)."""
+    """Liveness for the ALB: 200 unless a promoted model failed to load and none of that use case is serving.
+
+    A use case with nothing promoted yet is no fault of the instance: a new stack has an empty models bucket, and
+    its instances must pass the health check before the first upload trains anything. The body says which use
+    cases wait for their first model; their predictions answer 503 `no_model` meanwhile.
+    """
     store = runtime().store
     models = {name: model.version for name, model in store.models.items()}
     failing = {name: reason for name, reason in store.errors.items() if name not in models}
-    ok = bool(models) and not failing
-    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "models": models}
+    waiting = [name for name in store.use_cases if name not in models and name not in failing]
+    body: dict[str, Any] = {"status": "unavailable" if failing else "ok", "models": models}
     if failing:
         body["errors"] = failing
-    if not models and not failing:
-        body["reason"] = "no promoted model is loaded yet: run the pipeline"
-    return body, 200 if ok else 503
+    if waiting:
+        body["not_promoted"] = waiting
+        body["reason"] = f"no promoted model yet for {', '.join(waiting)}: run the pipeline"
+    return body, 503 if failing else 200
 
 
 @blueprint.get("/healthz")

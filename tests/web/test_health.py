@@ -17,16 +17,36 @@ def test_healthz_is_200_with_every_promoted_model_loaded(client):
     assert body["status"] == "ok" and set(body["models"]) == {"matchups", "assets"}
 
 
-def test_healthz_is_503_until_a_promoted_model_is_loaded(settings, trained_models, tmp_path):
+def test_healthz_is_200_before_the_first_model_and_says_so(settings, trained_models, tmp_path):
+    """A new stack's instances must pass the ALB health check with an empty models bucket."""
     from app import create_app
 
     models_uri = (tmp_path / "models").as_uri()
     app = create_app(app_config(models_uri, settings.home))
     client = app.test_client()
-    assert client.get("/healthz").status_code == 503  # nothing promoted yet
+    answer = client.get("/healthz")  # nothing promoted yet
+    assert answer.status_code == 200
+    body = answer.get_json()
+    assert body["status"] == "ok" and body["models"] == {} and set(body["not_promoted"]) == {"matchups", "assets"}
+    assert "errors" not in body
+    predict = client.post("/api/v1/assets/predict", json={"symbol": "SPY"})
+    assert predict.status_code == 503 and predict.get_json()["error"]["code"] == "no_model"
     copy_models(trained_models, tmp_path / "models")
     app.extensions["pronostico"].store.refresh()  # what the worker's poller does
-    assert client.get("/healthz").status_code == 200
+    body = client.get("/healthz").get_json()
+    assert set(body["models"]) == {"matchups", "assets"} and "not_promoted" not in body
+
+
+def test_healthz_is_503_when_the_promoted_model_cannot_be_read(settings, tmp_path):
+    """current.json names a version whose files are missing: the instance cannot serve what was promoted."""
+    from app import create_app
+
+    current = tmp_path / "models" / "matchups" / "current.json"
+    current.parent.mkdir(parents=True)
+    current.write_text(json.dumps({"version": "20260101T000000Z-gone"}))
+    answer = create_app(app_config((tmp_path / "models").as_uri(), settings.home)).test_client().get("/healthz")
+    assert answer.status_code == 503
+    assert set(answer.get_json()["errors"]) == {"matchups"} and answer.get_json()["not_promoted"] == ["assets"]
 
 
 def test_healthz_is_503_when_a_promoted_model_fails_to_load(settings, trained_models, tmp_path):

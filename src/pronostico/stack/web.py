@@ -190,13 +190,7 @@ def supervise(settings: Settings, stop_event: threading.Event) -> None:
 
 
 def wait_until_healthy(settings: Settings, timeout: float) -> None:
-    """Wait for /healthz through nginx to answer 200, if any use case has a promoted model to load."""
-    from pronostico.registry import read_current
-    from pronostico.usecases import USE_CASES
-
-    if not any(read_current(settings.models_uri, name) for name in USE_CASES):
-        print("web: no promoted model yet; /healthz answers 503 until the pipeline promotes one", file=sys.stderr)
-        return
+    """Wait for /healthz through nginx to answer 200 (it does before the first model, and fails on a broken one)."""
     url = f"http://127.0.0.1:{settings.web.port}/healthz"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
