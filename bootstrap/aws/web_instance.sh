@@ -17,8 +17,10 @@ install_packages python3.11 python3-pip nginx
 ensure_service_user pronostico /var/lib/pronostico
 sync_venv web
 
-# RDS certificates chain to Amazon's RDS roots, which are not in the system trust store.
-curl -fsS --retry 5 -o "$RDS_CA.tmp" https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+# RDS certificates chain to Amazon's RDS roots, which are not in the system trust store. The URL is a boot
+# setting so that a rehearsal, which cannot reach AWS's trust store, can serve its own database's CA.
+curl -fsS --retry 5 -o "$RDS_CA.tmp" \
+  "${RDS_CA_BUNDLE_URL:-https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem}"
 mv "$RDS_CA.tmp" "$RDS_CA"
 chmod 0644 "$RDS_CA"
 
