@@ -277,8 +277,10 @@ def test_the_trigger_lambda_its_dlq_concurrency_and_scoped_permission(deployed: 
     assert group["retentionInDays"] == 90
     assert config["Environment"]["Variables"]["PRONOSTICO_AIRFLOW_URL"] == deployed.outputs["OrchestrationStack"][
         "AirflowUrl"]
-    assert awslambda.get_function_concurrency(FunctionName=trigger["TriggerFunctionName"])[
-        "ReservedConcurrentExecutions"] == 2
+    # By default nothing is reserved: a new account's quota of 10 is all that Lambda keeps unreserved.
+    assert deployed.parameters["TriggerStack"]["ReservedConcurrency"] == "-1"
+    assert "ReservedConcurrentExecutions" not in awslambda.get_function_concurrency(
+        FunctionName=trigger["TriggerFunctionName"])
     [statement] = json.loads(awslambda.get_policy(FunctionName=trigger["TriggerFunctionName"])["Policy"])["Statement"]
     assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
     assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == f"arn:aws:s3:::{PREFIX}-raw"
