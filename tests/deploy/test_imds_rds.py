@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -14,6 +15,7 @@ from pathlib import Path
 import pymysql
 import pytest
 import sqlalchemy as sa
+from cfnlint.decode import cfn_yaml
 
 from app.db import create_engine
 from tests.deploy.imds import InstanceMetadataService, StaticCredentials
@@ -21,6 +23,7 @@ from tests.deploy.rds import TlsMariaDb, port_open, write_certificates
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATABASE_URL_SCRIPT = PROJECT_ROOT / "bootstrap" / "aws" / "database_url.py"
+RDS_TRUST_STORE = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 WEB = StaticCredentials("ASIAWEBINSTANCE00001", "web-secret-key", "web-session-token")
 AIRFLOW = StaticCredentials("ASIAAIRFLOWHOST00001", "airflow-secret-key", "airflow-session-token")
 
@@ -190,3 +193,17 @@ def test_stopping_leaves_nothing_running(tmp_path: Path) -> None:
     assert not port_open("127.0.0.1", db.port)
     assert not port_open("127.0.0.1", ca_port)
     assert not Path(f"/proc/{pid}").exists()
+
+
+def test_the_web_boot_downloads_the_rds_ca_from_a_boot_setting_that_defaults_to_aws() -> None:
+    web = cfn_yaml.load(str(PROJECT_ROOT / "cloudformation" / "web.yaml"))
+    parameter = web["Parameters"]["RdsCaBundleUrl"]
+    assert parameter["Default"] == RDS_TRUST_STORE
+    for url in (RDS_TRUST_STORE, "http://10.200.0.1:41234/global/global-bundle.pem"):
+        assert re.fullmatch(parameter["AllowedPattern"], url), url
+    assert not re.fullmatch(parameter["AllowedPattern"], "http://h/a&b")  # boot.env is sourced by bash
+    user_data = web["Resources"]["WebLaunchTemplate"]["Properties"]["LaunchTemplateData"]["UserData"]["Fn::Base64"]
+    boot_env = user_data["Fn::Sub"]
+    assert re.search(r"^RDS_CA_BUNDLE_URL=\$\{RdsCaBundleUrl\}$", boot_env, re.M), "boot.env does not carry it"
+    script = (PROJECT_ROOT / "bootstrap" / "aws" / "web_instance.sh").read_text()
+    assert f'"${{RDS_CA_BUNDLE_URL:-{RDS_TRUST_STORE}}}"' in script
