@@ -4,8 +4,9 @@ Triggered by the S3 -> Lambda -> REST trigger (`lambda_trigger`) with the upload
 schedule with no conf (every use case that has raw data). `PRONOSTICO_COMPUTE`, read when this file is parsed,
 picks the backend:
 
-- **emr**: validate and locate the input -> stage the code -> create a transient spot cluster -> add the steps ->
-  watch each step -> terminate the cluster (always) -> promote -> a watcher that fails the run if anything failed.
+- **emr**: validate and locate the input -> stage the code -> build the cluster request, steps included -> create a
+  transient spot cluster with its steps -> list their ids -> watch each step -> terminate the cluster (always) ->
+  promote -> a watcher that fails the run if anything failed.
 - **local**: validate and locate the input -> the same steps through spark-submit in local mode -> promote.
 
 The steps are `pronostico.pipeline.pipeline_steps`, defined once; the tasks call `pronostico.orchestration`.
@@ -17,11 +18,8 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.providers.amazon.aws.operators.emr import (
-    EmrAddStepsOperator,
-    EmrCreateJobFlowOperator,
-    EmrTerminateJobFlowOperator,
-)
+from airflow.providers.amazon.aws.hooks.emr import EmrHook
+from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator, EmrTerminateJobFlowOperator
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk import DAG, TriggerRule, chain, get_current_context, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -36,61 +34,7 @@ if COMPUTE not in ("local", "emr"):
     raise ValueError(f"PRONOSTICO_COMPUTE must be 'local' or 'emr', not {COMPUTE!r}")
 SCHEDULE = None if SETTINGS.airflow.schedule.lower() in ("", "none") else SETTINGS.airflow.schedule
 STEP_NAMES = orchestration.step_names(SETTINGS)  # convert_csv_to_parquet, train_model
-
-# --- the EMR cluster ---------------------------------------------------------------------------------------------
 EMR = SETTINGS.emr
-CODE_URI = "{{ ti.xcom_pull(task_ids='stage_code') }}"  # rendered when create_cluster runs
-PYSPARK_PYTHON = "/usr/bin/python3.11"  # installed by bootstrap/emr/bootstrap.sh
-PRIMARY_FLEET = {
-    "Name": "primary (on-demand)",
-    "InstanceFleetType": "MASTER",
-    "TargetOnDemandCapacity": 1,
-    "InstanceTypeConfigs": [{"InstanceType": t} for t in ("m5.xlarge", "m6i.xlarge", "m5a.xlarge")],
-}
-CORE_FLEET = {
-    "Name": "core (spot, on-demand fallback)",
-    "InstanceFleetType": "CORE",
-    "TargetSpotCapacity": EMR.core_target_spot_units,
-    "TargetOnDemandCapacity": 0,
-    # several types of one size: capacity-optimized picks the pools least likely to be reclaimed
-    "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1, "BidPriceAsPercentageOfOnDemandPrice": 100}
-                            for t in ("m5.xlarge", "m5a.xlarge", "m6i.xlarge", "m5d.xlarge", "r5.xlarge")],
-    "LaunchSpecifications": {
-        "SpotSpecification": {"AllocationStrategy": "capacity-optimized", "TimeoutDurationMinutes": 10,
-                              "TimeoutAction": "SWITCH_TO_ON_DEMAND"},
-        "OnDemandSpecification": {"AllocationStrategy": "lowest-price"},
-    },
-}
-JOB_FLOW_OVERRIDES: dict[str, Any] = {
-    "Name": "pronostico-retrain {{ run_id }}",
-    "ReleaseLabel": EMR.release_label,  # emr-7.13.0: Spark 3.5.6, as pyspark in uv.lock
-    "Applications": [{"Name": "Spark"}],
-    "LogUri": EMR.log_uri,
-    "Instances": {
-        "InstanceFleets": [PRIMARY_FLEET, CORE_FLEET],
-        # The cluster ends when its last step does; add_steps queues the steps while it is still starting.
-        "KeepJobFlowAliveWhenNoSteps": False,
-        "TerminationProtected": False,
-        **orchestration.present(Ec2SubnetIds=list(EMR.subnet_ids),
-                                EmrManagedMasterSecurityGroup=EMR.primary_security_group,
-                                EmrManagedSlaveSecurityGroup=EMR.core_security_group,
-                                ServiceAccessSecurityGroup=EMR.service_access_security_group),
-    },
-    "AutoTerminationPolicy": {"IdleTimeout": EMR.idle_timeout_seconds},  # the backstop if teardown never runs
-    "BootstrapActions": [{"Name": "python3.11 and the pinned numpy/pandas/pyarrow",
-                          "ScriptBootstrapAction": {"Path": f"{CODE_URI}/bootstrap/emr/bootstrap.sh"}}],
-    "Configurations": [
-        {"Classification": "spark-env",
-         "Configurations": [{"Classification": "export", "Properties": {"PYSPARK_PYTHON": PYSPARK_PYTHON}}]},
-        {"Classification": "spark-defaults", "Properties": {"spark.pyspark.python": PYSPARK_PYTHON}},
-    ],
-    "JobFlowRole": EMR.instance_profile,
-    "ServiceRole": EMR.service_role,
-    **orchestration.present(SecurityConfiguration=EMR.security_configuration),
-    "VisibleToAllUsers": True,
-    "Tags": [{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"},
-             {"Key": "pronostico:dag_run", "Value": "{{ run_id }}"}],
-}
 
 
 # --- the tasks -----------------------------------------------------------------------------------------------------
@@ -115,8 +59,16 @@ def stage_code() -> str:
 
 
 @task
-def emr_steps(plans: list[dict[str, Any]], code_uri: str) -> list[dict[str, Any]]:
-    return orchestration.emr_steps(SETTINGS, _plans(plans), code_uri, get_current_context()["run_id"])
+def cluster_request(plans: list[dict[str, Any]], code_uri: str) -> dict[str, Any]:
+    """The RunJobFlow request, with the steps in it: the cluster never exists without its work."""
+    return orchestration.cluster_request(SETTINGS, _plans(plans), code_uri, get_current_context()["run_id"])
+
+
+@task(retries=2, retry_delay=timedelta(seconds=20))
+def list_steps(cluster_id: str, request: dict[str, Any]) -> list[str]:
+    """The step ids, in the order of the request's steps, for one sensor each."""
+    client = EmrHook(aws_conn_id=EMR.aws_conn_id, emr_conn_id=None).conn
+    return orchestration.cluster_step_ids(client, cluster_id, [step["Name"] for step in request["Steps"]])
 
 
 @task
@@ -153,21 +105,20 @@ with DAG(
     plans = plan_retrain()
     if COMPUTE == "emr":
         code_uri = stage_code()
-        steps = emr_steps(plans, code_uri)
-        # No wait_policy: waiting for the cluster to be up would let it finish with no steps and terminate.
-        create_cluster = EmrCreateJobFlowOperator(task_id="create_cluster", job_flow_overrides=JOB_FLOW_OVERRIDES,
+        request = cluster_request(plans, code_uri)
+        # No wait_policy: the steps are in the request, and a worker need not sit out the cluster's start.
+        create_cluster = EmrCreateJobFlowOperator(task_id="create_cluster", job_flow_overrides=request,
                                                   aws_conn_id=EMR.aws_conn_id, emr_conn_id=None)
-        add_steps = EmrAddStepsOperator(task_id="add_steps", job_flow_id=create_cluster.output, steps=steps,
-                                        aws_conn_id=EMR.aws_conn_id)
+        step_ids = list_steps(create_cluster.output, request)
         watch_steps = EmrStepSensor.partial(
             task_id="watch_step", job_flow_id=create_cluster.output, aws_conn_id=EMR.aws_conn_id,
             poke_interval=EMR.poll_seconds, mode="reschedule", timeout=timedelta(hours=4).total_seconds(),
-        ).expand(step_id=add_steps.output)
+        ).expand(step_id=step_ids)
         terminate_cluster = EmrTerminateJobFlowOperator(
             task_id="terminate_cluster", job_flow_id=create_cluster.output, aws_conn_id=EMR.aws_conn_id,
             trigger_rule=TriggerRule.ALL_DONE, retries=3, retry_delay=timedelta(seconds=30))
         promoted = promote(plans)
-        chain(plans, code_uri, steps, create_cluster, add_steps, watch_steps, terminate_cluster, promoted)
+        chain(plans, code_uri, request, create_cluster, step_ids, watch_steps, terminate_cluster, promoted)
         watch_steps >> promoted  # promote only when every step succeeded, and after the cluster is gone
         list(dag.tasks) >> watcher()
     else:

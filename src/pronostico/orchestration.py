@@ -8,15 +8,15 @@ A run's conf comes from the trigger (lambda_trigger.events.Upload.conf) or from 
 
 plus, optionally, "train_params" (TrainConfig overrides, an object or JSON text) and "force" (train even when the
 serving model was trained on exactly these inputs). `plan_retrain` turns it into one PlannedRun per use case; the
-local backend runs their `pipeline_steps` with `run_step_locally`, the EMR backend with `emr_step`; promotion
-comes last either way.
+local backend runs their `pipeline_steps` with `run_step_locally`, the EMR backend passes them as `emr_step`s in
+the cluster's creation request (`cluster_request`); promotion comes last either way.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -194,6 +194,92 @@ def emr_steps(settings: Settings, plans: Sequence[PlannedRun], code_uri: str, ru
     """The same `pipeline_steps`, as EMR steps, for every planned use case in turn."""
     return [emr_step(step, code_uri, plan.use_case) for plan in plans
             for step in pipeline_steps(settings, plan.use_case, plan.input_uris, run_id, plan.train_params)]
+
+
+PYSPARK_PYTHON = "/usr/bin/python3.11"  # installed by bootstrap/emr/bootstrap.sh
+PRIMARY_FLEET: dict[str, Any] = {
+    "Name": "primary (on-demand)",
+    "InstanceFleetType": "MASTER",
+    "TargetOnDemandCapacity": 1,
+    "InstanceTypeConfigs": [{"InstanceType": t} for t in ("m5.xlarge", "m6i.xlarge", "m5a.xlarge")],
+}
+CORE_INSTANCE_TYPES = ("m5.xlarge", "m5a.xlarge", "m6i.xlarge", "m5d.xlarge", "r5.xlarge")
+
+
+def core_fleet(target_spot_units: int) -> dict[str, Any]:
+    return {
+        "Name": "core (spot, on-demand fallback)",
+        "InstanceFleetType": "CORE",
+        "TargetSpotCapacity": target_spot_units,
+        "TargetOnDemandCapacity": 0,
+        # several types of one size: capacity-optimized picks the pools least likely to be reclaimed
+        "InstanceTypeConfigs": [{"InstanceType": t, "WeightedCapacity": 1, "BidPriceAsPercentageOfOnDemandPrice": 100}
+                                for t in CORE_INSTANCE_TYPES],
+        "LaunchSpecifications": {
+            "SpotSpecification": {"AllocationStrategy": "capacity-optimized", "TimeoutDurationMinutes": 10,
+                                  "TimeoutAction": "SWITCH_TO_ON_DEMAND"},
+            "OnDemandSpecification": {"AllocationStrategy": "lowest-price"},
+        },
+    }
+
+
+def cluster_request(settings: Settings, plans: Sequence[PlannedRun], code_uri: str, run_id: str) -> dict[str, Any]:
+    """The whole RunJobFlow request: a transient spot cluster that is created with its steps.
+
+    The steps go in the request itself: with KeepJobFlowAliveWhenNoSteps false, a cluster that comes up before a
+    separate AddJobFlowSteps call reaches it has nothing to do and terminates.
+    """
+    emr = settings.emr
+    return {
+        "Name": f"pronostico-retrain {run_id}",
+        "ReleaseLabel": emr.release_label,  # emr-7.13.0: Spark 3.5.6, as pyspark in uv.lock
+        "Applications": [{"Name": "Spark"}],
+        "LogUri": emr.log_uri,
+        "Instances": {
+            "InstanceFleets": [PRIMARY_FLEET, core_fleet(emr.core_target_spot_units)],
+            "KeepJobFlowAliveWhenNoSteps": False,  # the cluster ends when its last step does
+            "TerminationProtected": False,
+            **present(Ec2SubnetIds=list(emr.subnet_ids),
+                      EmrManagedMasterSecurityGroup=emr.primary_security_group,
+                      EmrManagedSlaveSecurityGroup=emr.core_security_group,
+                      ServiceAccessSecurityGroup=emr.service_access_security_group),
+        },
+        "Steps": emr_steps(settings, plans, code_uri, run_id),
+        "AutoTerminationPolicy": {"IdleTimeout": emr.idle_timeout_seconds},  # the backstop if teardown never runs
+        "BootstrapActions": [{"Name": "python3.11 and the pinned numpy/pandas/pyarrow",
+                              "ScriptBootstrapAction": {"Path": storage.join(code_uri, "bootstrap/emr/bootstrap.sh")}}],
+        "Configurations": [
+            {"Classification": "spark-env",
+             "Configurations": [{"Classification": "export", "Properties": {"PYSPARK_PYTHON": PYSPARK_PYTHON}}]},
+            {"Classification": "spark-defaults", "Properties": {"spark.pyspark.python": PYSPARK_PYTHON}},
+        ],
+        "JobFlowRole": emr.instance_profile,
+        "ServiceRole": emr.service_role,
+        **present(SecurityConfiguration=emr.security_configuration),
+        "VisibleToAllUsers": True,
+        "Tags": [{"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"},
+                 {"Key": "pronostico:dag_run", "Value": run_id}],
+    }
+
+
+def cluster_step_ids(emr_client: Any, cluster_id: str, step_names: Sequence[str]) -> list[str]:
+    """The ids of the cluster's steps named `step_names`, in that order, from ListSteps."""
+    pages = emr_client.get_paginator("list_steps").paginate(ClusterId=cluster_id)
+    return step_ids_in_order((step for page in pages for step in page["Steps"]), step_names, cluster_id)
+
+
+def step_ids_in_order(listed: Iterable[Mapping[str, Any]], step_names: Sequence[str], cluster_id: str) -> list[str]:
+    """Map ListSteps' summaries, which AWS returns newest first, back onto the order the steps were given in."""
+    ids: dict[str, list[str]] = {}
+    for step in listed:
+        ids.setdefault(step["Name"], []).append(step["Id"])
+    problems = [f"no step named {name!r}" for name in step_names if name not in ids]
+    # a name given or listed twice could map a sensor onto the wrong step
+    problems += [f"the name {name!r} is not unique" for name in dict.fromkeys(step_names)
+                 if len(ids.get(name, ())) > 1 or list(step_names).count(name) > 1]
+    if problems:
+        raise LookupError(f"cluster {cluster_id}: {'; '.join(problems)} (it lists {sorted(ids)})")
+    return [ids[name][0] for name in step_names]
 
 
 def code_archive() -> dict[str, bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import os
@@ -63,19 +62,19 @@ def emr_dag(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_emr_backend_follows_the_providers_system_test(emr_dag: Any) -> None:
-    from airflow.providers.amazon.aws.operators.emr import (
-        EmrAddStepsOperator,
-        EmrCreateJobFlowOperator,
-        EmrTerminateJobFlowOperator,
-    )
+    from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator, EmrTerminateJobFlowOperator
     from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
     tasks = {t.task_id: t for t in emr_dag.tasks}
     assert isinstance(tasks["create_cluster"], EmrCreateJobFlowOperator)
-    assert isinstance(tasks["add_steps"], EmrAddStepsOperator)
-    assert tasks["watch_step"].operator_class is EmrStepSensor  # mapped: one sensor per added step
+    # the whole request, steps included, is the cluster_request task's output, resolved when create_cluster runs
+    request = tasks["create_cluster"].job_flow_overrides
+    assert isinstance(request, PlainXComArg) and request.operator.task_id == "cluster_request"
+    assert tasks["watch_step"].operator_class is EmrStepSensor  # mapped: one sensor per listed step
     assert isinstance(tasks["terminate_cluster"], EmrTerminateJobFlowOperator)
-    chain = ["plan_retrain", "stage_code", "emr_steps", "create_cluster", "add_steps", "watch_step",
+    assert not [t.task_id for t in emr_dag.tasks if "AddSteps" in type(t).__name__]
+    chain = ["plan_retrain", "stage_code", "cluster_request", "create_cluster", "list_steps", "watch_step",
              "terminate_cluster", "promote"]
     for upstream, downstream in itertools.pairwise(chain):
         assert upstream in tasks[downstream].upstream_task_ids, f"{upstream} >> {downstream}"
@@ -93,16 +92,22 @@ def test_teardown_always_runs_and_a_watcher_fails_the_run(emr_dag: Any) -> None:
 
 
 def test_no_deprecated_waiting_on_the_cluster(emr_dag: Any) -> None:
-    create, add = emr_dag.get_task("create_cluster"), emr_dag.get_task("add_steps")
-    # waiting for the cluster would let a no-keep-alive cluster end before add_steps queues its work
+    create = emr_dag.get_task("create_cluster")
     assert create.wait_policy is None and create.wait_for_completion is False
-    assert add.wait_for_completion is False
     sensor = emr_dag.get_task("watch_step")
     assert sensor.partial_kwargs["mode"] == "reschedule"
 
 
+def planned_request() -> dict[str, Any]:
+    """The cluster request for one upload, as the cluster_request task builds it."""
+    from pronostico.orchestration import PlannedRun, cluster_request
+
+    plan = PlannedRun("assets", ("s3://pronostico-dev-raw/assets/SPY.csv",))
+    return cluster_request(load_settings(), [plan], "s3://b/code/v1", "s3__assets__x")
+
+
 def test_cluster_uses_spot_fleets_and_cannot_outlive_its_work(emr_dag: Any) -> None:
-    spec = emr_dag.get_task("create_cluster").job_flow_overrides
+    spec = planned_request()
     assert spec["ReleaseLabel"] == "emr-7.13.0"
     instances = spec["Instances"]
     assert instances["KeepJobFlowAliveWhenNoSteps"] is False and instances["TerminationProtected"] is False
@@ -118,19 +123,27 @@ def test_cluster_uses_spot_fleets_and_cannot_outlive_its_work(emr_dag: Any) -> N
     assert spec["AutoTerminationPolicy"]["IdleTimeout"] == 1800
     assert spec["SecurityConfiguration"] == "sec"
     assert spec["LogUri"] == "s3://pronostico-dev-artifacts/emr-logs/"
-    assert spec["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"].endswith("/bootstrap/emr/bootstrap.sh")
+    assert spec["BootstrapActions"][0]["ScriptBootstrapAction"]["Path"] == "s3://b/code/v1/bootstrap/emr/bootstrap.sh"
     exports = spec["Configurations"][0]["Configurations"][0]["Properties"]
     assert spec["Configurations"][0]["Classification"] == "spark-env"
     assert exports["PYSPARK_PYTHON"] == "/usr/bin/python3.11"
+    tags = {t["Key"]: t["Value"] for t in spec["Tags"]}
+    assert tags == {"for-use-with-amazon-emr-managed-policies": "true", "pronostico:dag_run": "s3__assets__x"}
 
 
-def test_cluster_spec_is_a_valid_run_job_flow_request(emr_dag: Any) -> None:
-    """Checked against botocore's model of the EMR API, with the templated code location filled in."""
+def test_the_steps_are_in_the_cluster_request(emr_dag: Any) -> None:
+    steps = planned_request()["Steps"]
+    assert [s["Name"] for s in steps] == ["assets: convert_csv_to_parquet", "assets: train_model"]
+    assert {s["ActionOnFailure"] for s in steps} == {"CANCEL_AND_WAIT"}
+    assert all(s["HadoopJarStep"]["Args"][:3] == ["spark-submit", "--deploy-mode", "cluster"] for s in steps)
+    assert all("s3://b/code/v1/pronostico.zip" in s["HadoopJarStep"]["Args"] for s in steps)
+    assert all("s3__assets__x" in s["HadoopJarStep"]["Args"] for s in steps)
+
+
+def test_cluster_request_is_a_valid_run_job_flow_request(emr_dag: Any) -> None:
+    """Checked against botocore's model of the EMR API."""
     import boto3
     from botocore.validate import validate_parameters
 
-    spec = copy.deepcopy(emr_dag.get_task("create_cluster").job_flow_overrides)
-    text = json.dumps(spec).replace("{{ ti.xcom_pull(task_ids='stage_code') }}", "s3://b/code/v1")
     model = boto3.client("emr", region_name="us-east-1").meta.service_model.operation_model("RunJobFlow")
-    validate_parameters(json.loads(text.replace("{{ run_id }}", "s3__assets__x")), model.input_shape)
-
+    validate_parameters(json.loads(json.dumps(planned_request())), model.input_shape)

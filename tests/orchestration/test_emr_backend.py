@@ -103,6 +103,28 @@ def aws(airflow_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     storage.reset_clients()
 
 
+@pytest.fixture
+def emr_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """What moto's EMR was asked: each cluster as RunJobFlow left it, and the cluster of each AddJobFlowSteps."""
+    from moto.emr.models import ElasticMapReduceBackend
+
+    calls: dict[str, list[Any]] = {"created": [], "steps_added_to": []}
+    run_job_flow, add_job_flow_steps = ElasticMapReduceBackend.run_job_flow, ElasticMapReduceBackend.add_job_flow_steps
+
+    def recording_run_job_flow(backend: Any, **kwargs: Any) -> Any:
+        cluster = run_job_flow(backend, **kwargs)
+        calls["created"].append({"state": cluster.state, "steps": [(s.id, s.name) for s in cluster.steps]})
+        return cluster
+
+    def recording_add_job_flow_steps(backend: Any, job_flow_id: str, steps: list[dict[str, Any]]) -> Any:
+        calls["steps_added_to"].append(job_flow_id)
+        return add_job_flow_steps(backend, job_flow_id, steps)
+
+    monkeypatch.setattr(ElasticMapReduceBackend, "run_job_flow", recording_run_job_flow)
+    monkeypatch.setattr(ElasticMapReduceBackend, "add_job_flow_steps", recording_add_job_flow_steps)
+    return calls
+
+
 UPLOAD = {"use_case": "assets", "bucket": "pronostico-dev-raw", "key": "assets/SPY.csv", "source": "s3-event"}
 
 
@@ -138,6 +160,55 @@ def test_a_run_trains_on_a_spot_cluster_promotes_and_terminates_it(aws: Any, tmp
     tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
     assert tags["for-use-with-amazon-emr-managed-policies"] == "true"
     assert read_current(load_settings().models_uri, "assets")["version"] == "20260101T000000Z-emr001"
+
+
+def test_the_cluster_is_created_with_its_steps_and_each_sensor_watches_its_own(
+        aws: Any, emr_calls: dict[str, list[Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run, states = run_emr_dag(monkeypatch, tmp_path)
+    assert run.state == "success", states
+    assert emr_calls["steps_added_to"] == []  # no AddJobFlowSteps: nothing can reach the cluster too late
+    [created] = emr_calls["created"]
+    # moto, like EMR, ends a cluster with KeepJobFlowAliveWhenNoSteps false at once if it has no steps
+    assert created["state"] != "TERMINATED"
+    assert [name for _, name in created["steps"]] == ["assets: convert_csv_to_parquet", "assets: train_model"]
+    watched = run.get_task_instance("list_steps").xcom_pull(task_ids="list_steps")
+    assert watched == [step_id for step_id, _ in created["steps"]]  # watch_step[i] expands over watched[i]
+
+
+class PagedSteps:
+    """An EMR client whose ListSteps answers newest first, over pages, as AWS documents it."""
+
+    def __init__(self, pages: list[list[dict[str, str]]]) -> None:
+        self.pages = pages
+
+    def get_paginator(self, operation: str) -> PagedSteps:
+        assert operation == "list_steps"
+        return self
+
+    def paginate(self, ClusterId: str) -> Iterator[dict[str, Any]]:
+        assert ClusterId == "j-1"
+        yield from ({"Steps": page} for page in self.pages)
+
+
+def test_step_ids_come_back_in_the_order_the_steps_were_given() -> None:
+    from pronostico.orchestration import cluster_step_ids
+
+    client = PagedSteps([[{"Id": "s-3", "Name": "b: train"}, {"Id": "s-2", "Name": "b: convert"}],
+                         [{"Id": "s-1", "Name": "a: train"}, {"Id": "s-0", "Name": "a: convert"}]])
+    names = ["a: convert", "a: train", "b: convert", "b: train"]
+    assert cluster_step_ids(client, "j-1", names) == ["s-0", "s-1", "s-2", "s-3"]
+
+
+@pytest.mark.parametrize(("listed", "error"), [
+    ([{"Id": "s-1", "Name": "a: train"}], "no step named 'a: convert'"),
+    ([{"Id": "s-2", "Name": "a: train"}, {"Id": "s-1", "Name": "a: train"}, {"Id": "s-0", "Name": "a: convert"}],
+     "the name 'a: train' is not unique"),
+])
+def test_a_step_that_cannot_be_found_by_name_fails_loudly(listed: list[dict[str, str]], error: str) -> None:
+    from pronostico.orchestration import step_ids_in_order
+
+    with pytest.raises(LookupError, match=error):
+        step_ids_in_order(listed, ["a: convert", "a: train"], "j-1")
 
 
 @pytest.mark.chaos
