@@ -26,9 +26,10 @@ ensure_service_user() {  # name home
 
 # The release's locked environment (uv.lock), with only the extra this host runs.
 sync_venv() {  # extra
-  "$RELEASE_DIR/bootstrap/local/ensure_uv.sh"
+  local uv
+  uv="$(PYTHON="$PYTHON311" "$RELEASE_DIR/bootstrap/local/ensure_uv.sh")"  # the pinned uv's path
   (cd "$RELEASE_DIR" && UV_PYTHON_DOWNLOADS=never UV_CACHE_DIR=/var/cache/uv \
-    "$HOME/.local/bin/uv" sync --locked --no-dev --extra "$1" --python "$PYTHON311" --quiet)
+    "$uv" sync --locked --no-dev --extra "$1" --python "$PYTHON311" --quiet)
 }
 
 secret_string() {  # secret ARN -> its JSON on stdout
