@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,13 @@ BUCKETS = ("raw", "processed", "models", "artifacts")
 
 
 class EmrStepDriver:
-    def __init__(self, fail_step: str = "") -> None:
-        self.fail_step = fail_step
+    """Plays EMR's part for moto's clusters in `region`; `write_version(args)` stands in for a train step's work."""
+
+    def __init__(self, fail_step: str = "", region: str = REGION,
+                 write_version: Callable[[list[str]], None] | None = None) -> None:
+        self.fail_step, self.region = fail_step, region
+        self.write_version = write_version or self._write_version
+        self.errors: list[BaseException] = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._drive, daemon=True)
 
@@ -41,14 +46,22 @@ class EmrStepDriver:
     def __exit__(self, *exc: object) -> None:
         self.stopped.set()
         self.thread.join(5)
+        if self.errors and exc[0] is None:
+            raise AssertionError(f"the step driver failed: {self.errors[0]!r}") from self.errors[0]
 
     def _drive(self) -> None:
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.emr.models import emr_backends
 
         while not self.stopped.is_set():
-            for cluster in list(emr_backends[DEFAULT_ACCOUNT_ID][REGION].clusters.values()):
-                self._advance(cluster.steps)
+            for cluster in list(emr_backends[DEFAULT_ACCOUNT_ID][self.region].clusters.values()):
+                try:
+                    self._advance(cluster.steps)
+                except Exception as error:  # a dead driver would leave the sensors waiting: fail loudly instead
+                    self.errors.append(error)
+                    for step in cluster.steps:
+                        if step.state in ("RUNNING", "PENDING"):
+                            step.state = "FAILED"
             time.sleep(0.05)
 
     def _advance(self, steps: list[Any]) -> None:
@@ -67,7 +80,7 @@ class EmrStepDriver:
                     other.state = "CANCELLED"
             return
         if any(arg.endswith("/train_model.py") for arg in step.args):
-            self._write_version(step.args)
+            self.write_version(step.args)
         step.state = "COMPLETED"
 
     @staticmethod
@@ -173,6 +186,22 @@ def test_the_cluster_is_created_with_its_steps_and_each_sensor_watches_its_own(
     assert [name for _, name in created["steps"]] == ["assets: convert_csv_to_parquet", "assets: train_model"]
     watched = run.get_task_instance("list_steps").xcom_pull(task_ids="list_steps")
     assert watched == [step_id for step_id, _ in created["steps"]]  # watch_step[i] expands over watched[i]
+
+
+def test_the_step_driver_fails_the_step_and_reports_it_when_its_own_work_fails(aws: Any) -> None:
+    def broken_train_step(args: list[str]) -> None:
+        raise RuntimeError("no model written")
+
+    step = {"Name": "assets: train_model", "ActionOnFailure": "CANCEL_AND_WAIT",
+            "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-submit", "s3://b/c/train_model.py"]}}
+    cluster_id = aws.run_job_flow(Name="c", ReleaseLabel="emr-7.13.0", Steps=[step], JobFlowRole="r", ServiceRole="s",
+                                  Instances={"KeepJobFlowAliveWhenNoSteps": False, "InstanceCount": 1,
+                                             "MasterInstanceType": "m5.xlarge"})["JobFlowId"]
+    with pytest.raises(AssertionError, match="no model written"), EmrStepDriver(write_version=broken_train_step):
+        deadline = time.monotonic() + 10
+        while aws.list_steps(ClusterId=cluster_id)["Steps"][0]["Status"]["State"] != "FAILED":
+            assert time.monotonic() < deadline, "the step never failed"
+            time.sleep(0.05)
 
 
 class PagedSteps:
