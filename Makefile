@@ -10,6 +10,7 @@ export PRONOSTICO_HOME ?= $(CURDIR)/var
 
 VENV := .venv
 BIN := $(VENV)/bin
+PYTHON ?= python3
 SYSTEM := bootstrap/local/install_system_packages.sh
 VENDOR := src/app/static/vendor/.built
 CHECKOV := tools/checkov/.venv
@@ -21,20 +22,19 @@ help: ## list the targets
 
 install: $(BIN)/.synced $(CHECKOV)/.synced system $(VENDOR) ## uv, the locked environments, the Debian packages, the web's JS
 
+# ensure_uv.sh prints the pinned uv's path: run that one, whatever other uv is on PATH
 $(BIN)/.synced: pyproject.toml uv.lock
-	bootstrap/local/ensure_uv.sh
-	uv sync --locked --all-extras --python 3.11
+	uv=$$(bootstrap/local/ensure_uv.sh) && "$$uv" sync --locked --all-extras --python 3.11
 	@touch $@
 
 # checkov has an environment of its own: its pins clash with Airflow's.
 $(CHECKOV)/.synced: tools/checkov/pyproject.toml tools/checkov/uv.lock
-	bootstrap/local/ensure_uv.sh
-	uv sync --locked --project tools/checkov --python 3.11
+	uv=$$(bootstrap/local/ensure_uv.sh) && "$$uv" sync --locked --project tools/checkov --python 3.11
 	@touch $@
 
-# the web pages' JS and CSS libraries, from the npm registry (package-lock.json) into src/app/static/vendor/
-$(VENDOR): src/app/frontend/package.json src/app/frontend/package-lock.json src/app/frontend/build.sh
-	$(SYSTEM) node
+# the web pages' JS and CSS libraries, from the npm registry (package-lock.json) into src/app/static/vendor/,
+# with python3 alone (no node); release.sh vendors the same way
+$(VENDOR): src/app/frontend/package-lock.json src/app/frontend/build.sh src/app/frontend/vendor.py
 	src/app/frontend/build.sh
 	@touch $@
 
@@ -60,8 +60,9 @@ chaos: install ## every fault test, long ones included, into docs/RELIABILITY.md
 	$(SYSTEM) java nginx mariadb wrk
 	$(BIN)/pytest -m chaos; status=$$?; $(BIN)/python -m benchmarks --assemble reliability; exit $$status
 
-lambda-zip: $(BIN)/.synced ## the trigger Lambda's package: dist/lambda_trigger.zip
-	$(BIN)/python -m pronostico.packaging lambda-zip dist/lambda_trigger.zip
+# packaging imports the standard library only, so no environment is needed
+lambda-zip: ## the trigger Lambda's package: dist/lambda_trigger.zip
+	PYTHONPATH=src $(PYTHON) -m pronostico.packaging lambda-zip dist/lambda_trigger.zip
 
 lint: $(BIN)/.synced ## ruff
 	$(BIN)/ruff check .
@@ -70,8 +71,9 @@ format: $(BIN)/.synced
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-aws-release: install ## build the AWS release in dist/release/ (RELEASE_BUCKET=... also uploads it)
-	bootstrap/aws/release.sh $(if $(RELEASE_BUCKET),--bucket $(RELEASE_BUCKET))
+# needs python3, git, tar and gzip (and the AWS CLI to upload), not `make install`
+aws-release: ## build the AWS release in dist/release/ (RELEASE_BUCKET=... also uploads it)
+	PYTHON=$(PYTHON) bootstrap/aws/release.sh $(if $(RELEASE_BUCKET),--bucket $(RELEASE_BUCKET))
 
 clean: down ## remove local state (var/) and build outputs
 	rm -rf var dist build

@@ -5,8 +5,9 @@
 #   cloudformation/*.yaml   the parent and nested templates
 #   boot.sh                 fetched by the EC2 user data (bootstrap/aws/boot.sh)
 #   pronostico-src.tar.gz   the source, plus the web tier's vendored static files (git ignores them)
-#   lambda_trigger.zip      the trigger Lambda's package (make lambda-zip, unless --lambda-zip is given)
-# The version defaults to the commit's short hash. Run `make install` first (it vendors the static files).
+#   lambda_trigger.zip      the trigger Lambda's package (pronostico.packaging, unless --lambda-zip is given)
+# The version defaults to the commit's short hash. Needs python3 (PYTHON=...), git, tar and gzip, and the AWS CLI
+# for --bucket: the static files are vendored here when missing or stale, and nothing needs `make install`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
     --out) out="${2:?--out needs a directory}"; shift 2 ;;
     --lambda-zip) lambda_zip="${2:?--lambda-zip needs a path}"; shift 2 ;;
     --allow-dirty) allow_dirty=1; shift ;;
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,16 +33,17 @@ out="${out:-dist/release/$version}"
 rm -rf "$out"
 mkdir -p "$out"
 
+python="${PYTHON:-python3}"
+# packaging and vendor.py import the standard library only: no locked environment is needed
 if [ -z "$lambda_zip" ]; then
-  make lambda-zip
-  lambda_zip=dist/lambda_trigger.zip
+  PYTHONPATH=src "$python" -m pronostico.packaging lambda-zip "$out/lambda_trigger.zip"
+else
+  cp "$lambda_zip" "$out/lambda_trigger.zip"
 fi
-cp "$lambda_zip" "$out/lambda_trigger.zip"
+"$python" src/app/frontend/vendor.py
 
 git archive --format=tar -o "$out/pronostico-src.tar" HEAD
-if [ -d src/app/static/vendor ]; then
-  tar -rf "$out/pronostico-src.tar" src/app/static/vendor
-fi
+tar -rf "$out/pronostico-src.tar" src/app/static/vendor
 gzip -9 "$out/pronostico-src.tar"
 git archive --format=tar HEAD cloudformation | tar -x -C "$out"
 git show HEAD:bootstrap/aws/boot.sh > "$out/boot.sh"
