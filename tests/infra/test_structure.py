@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from typing import Any
@@ -166,7 +167,8 @@ def test_the_lambda_runs_the_trigger_handler_in_the_private_subnets_with_a_dlq(t
     assert props["Handler"] == "lambda_trigger.handler.handler" and props["Runtime"] == "python3.11"
     assert props["VpcConfig"]["SubnetIds"] == {"Ref": "PrivateSubnetIds"}
     assert props["DeadLetterConfig"]["TargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
-    assert props["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
+    assert props["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
     assert props["Code"]["S3Key"] == {"Fn::Sub": "releases/${ReleaseVersion}/lambda_trigger.zip"}
     assert set(props["Environment"]["Variables"]) == {"PRONOSTICO_AIRFLOW_URL", "PRONOSTICO_AIRFLOW_SECRET_ARN",
                                                       "PRONOSTICO_AIRFLOW_MODE", "PRONOSTICO_DAG_ID"}
@@ -298,3 +300,150 @@ def test_templates_are_where_the_parent_and_release_expect_them() -> None:
     assert (TEMPLATES_DIR / "main.yaml").exists()
     release = (BOOTSTRAP_DIR / "aws" / "release.sh").read_text()
     assert "git archive --format=tar HEAD cloudformation" in release
+
+
+def strings(node: Any) -> list[str]:
+    """Every string in a parsed template, however deep."""
+    if isinstance(node, dict):
+        return [s for key, value in node.items() for s in [key, *strings(value)]]
+    if isinstance(node, list):
+        return [s for item in node for s in strings(item)]
+    return [node] if isinstance(node, str) else []
+
+
+def test_a_failed_first_create_rolls_back_and_frees_every_name_for_a_retry(templates: dict[str, Template]) -> None:
+    """Nothing a rolled-back create made stays behind under a name the retry with the same prefix needs."""
+    for stack in ("main", "database"):
+        assert templates[stack]["Parameters"]["DbDeletionProtection"]["Default"] == "false", stack
+    passed = templates["main"]["Resources"]["DatabaseStack"]["Properties"]["Parameters"]
+    assert passed["DbDeletionProtection"] == {"Ref": "DbDeletionProtection"}
+    buckets = all_resources(templates, "AWS::S3::Bucket")
+    assert len(buckets) == len(BUCKETS)
+    for name, body in buckets.items():
+        assert (body["DeletionPolicy"], body["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain"), name
+    for stack, template in templates.items():
+        kept = {name for name, body in template["Resources"].items() if body.get("DeletionPolicy") == "Retain"}
+        assert kept == set(), f"{stack}: {kept} would survive a rolled-back create"
+    secrets = all_resources(templates, "AWS::SecretsManager::Secret")
+    assert {"database.DbCredentials", "orchestration.AirflowCredentials", "web.AppSecretKey"} <= set(secrets)
+    for name, body in secrets.items():
+        assert "Name" not in body["Properties"], f"{name}: a deleted secret's name stays taken for days"
+    for stack, template in templates.items():
+        named = [s for s in strings(template) if "${BucketPrefix}/" in s]  # the old secret-name form
+        assert named == [], f"{stack} still names a secret by path: {named}"
+
+
+def test_the_operator_finds_the_database_secret_in_the_stack_outputs(templates: dict[str, Template]) -> None:
+    """Its name is generated, so the guide's database check reads it by the ARN the parent outputs."""
+    main = templates["main"]
+    assert main["Outputs"]["DbSecretArn"]["Value"] == {"Fn::GetAtt": ["DatabaseStack", "Outputs.DbSecretArn"]}
+    assert templates["database"]["Outputs"]["DbSecretArn"]["Value"] == {"Ref": "DbCredentials"}
+    guide = GUIDE.read_text()
+    assert "out DbSecretArn" in guide and '--secret-id "<prefix>/' not in guide
+
+
+PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012"}
+
+
+def arn_pattern(value: Any) -> str:
+    """A statement's resource as a glob, its pseudo parameters filled in."""
+    text = value if isinstance(value, str) else value.get("Fn::Sub", "")
+    for name, replacement in PSEUDO.items():
+        text = text.replace(f"${{{name}}}", replacement)
+    return text
+
+
+def allowed_unconditionally(templates: dict[str, Template], role: str, action: str, arn: str) -> bool:
+    for name, statement in policy_statements(templates):
+        if name != role or statement["Effect"] != "Allow" or "Condition" in statement:
+            continue
+        if any(fnmatch.fnmatch(action.lower(), a.lower()) for a in as_list(statement["Action"])) and any(
+                fnmatch.fnmatchcase(arn, arn_pattern(r)) for r in as_list(statement["Resource"])):
+            return True
+    return False
+
+
+def test_the_airflow_host_may_set_the_auto_termination_policy_of_the_clusters_it_starts(
+        templates: dict[str, Template]) -> None:
+    """EMR checks PutAutoTerminationPolicy on the new cluster when RunJobFlow carries an AutoTerminationPolicy."""
+    code = [path for folder in ("dags", "src") for path in (PROJECT_ROOT / folder).rglob("*.py")]
+    assert any('"AutoTerminationPolicy"' in path.read_text() for path in code)  # the cluster request sends it
+    [run] = [s for role, s in policy_statements(templates)
+             if role == "orchestration.AirflowHostRole" and "elasticmapreduce:RunJobFlow" in as_list(s["Action"])]
+    assert run["Resource"] == "*"  # RunJobFlow has no resource; the cluster it creates is the one checked
+    cluster = "arn:aws:elasticmapreduce:us-east-1:123456789012:cluster/j-2AXXXXXXGAPLF"
+    role = "orchestration.AirflowHostRole"
+    assert allowed_unconditionally(templates, role, "elasticmapreduce:PutAutoTerminationPolicy", cluster)
+    assert allowed_unconditionally(templates, role, "elasticmapreduce:TerminateJobFlows", cluster)
+    assert not allowed_unconditionally(templates, role, "elasticmapreduce:PutAutoTerminationPolicy",
+                                       "arn:aws:elasticmapreduce:us-east-1:210987654321:cluster/j-OTHER")
+
+
+def condition_holds(template: Template, name: str, values: dict[str, str]) -> bool:
+    """Evaluate one of the template's Conditions (Fn::Not, Fn::Equals, Ref, a one-name Sub) for these values."""
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and ("Ref" in node or "Fn::Sub" in node):
+            name = node.get("Ref") or node["Fn::Sub"].strip("${}")
+            return str(values.get(name, template["Parameters"][name].get("Default")))
+        if isinstance(node, dict) and "Fn::Not" in node:
+            return not value(node["Fn::Not"][0])
+        if isinstance(node, dict) and "Fn::Equals" in node:
+            left, right = (value(side) for side in node["Fn::Equals"])
+            return left == right
+        return str(node)
+
+    return bool(value(template["Conditions"][name]))
+
+
+def test_the_trigger_reserves_no_concurrency_unless_asked(templates: dict[str, Template]) -> None:
+    """New accounts have a concurrency quota of 10 and Lambda keeps 10 unreserved: any reservation fails there."""
+    trigger = templates["trigger"]
+    main = templates["main"]
+    assert str(main["Parameters"]["TriggerReservedConcurrency"]["Default"]) == "-1"
+    passed = main["Resources"]["TriggerStack"]["Properties"]["Parameters"]["ReservedConcurrency"]
+    assert passed == {"Ref": "TriggerReservedConcurrency"}
+    assert str(trigger["Parameters"]["ReservedConcurrency"]["Default"]) == "-1"
+    reservation = trigger["Resources"]["TriggerFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    condition, when_set, otherwise = reservation["Fn::If"]
+    assert (when_set, otherwise) == ({"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"})
+    assert not condition_holds(trigger, condition, {})
+    assert condition_holds(trigger, condition, {"ReservedConcurrency": "2"})
+
+
+def test_the_parent_exposes_the_rds_engine_version_and_allows_a_major_only_pin(templates: dict[str, Template]) -> None:
+    main = templates["main"]
+    assert main["Resources"]["DatabaseStack"]["Properties"]["Parameters"]["DbEngineVersion"] == {
+        "Ref": "DbEngineVersion"}
+    for stack in ("main", "database"):
+        spec = templates[stack]["Parameters"]["DbEngineVersion"]
+        assert spec["Default"] == "8.4", stack
+        pattern = re.compile(spec["AllowedPattern"])
+        assert all(pattern.match(v) for v in ("8.4", "8.4.7", "8.4.11")), stack
+        assert not any(pattern.match(v) for v in ("8.0.36", "8.41", "8.4.x", "8")), stack
+
+
+GUIDE = PROJECT_ROOT / "implementation_guide.md"
+ORDER_SENTENCE = re.compile(r"Each nested stack waits for the stacks whose outputs it reads: (.*?)\.\n\n", re.S)
+
+
+def stack_predecessors(main: Template) -> dict[str, set[str]]:
+    """Nested stack -> the nested stacks it reads outputs from (or names in DependsOn)."""
+    stacks = resources(main, "AWS::CloudFormation::Stack")
+    needs = {}
+    for name, body in stacks.items():
+        read = set(re.findall(r"'Fn::GetAtt': \['(\w+)'", str(body["Properties"])))
+        needs[name] = read | set(as_list(body.get("DependsOn", [])))
+    return needs
+
+
+def test_the_guide_states_the_creation_order_main_yaml_sets(templates: dict[str, Template]) -> None:
+    """Each `<stack> after <a>, <b> and <c>` clause of the guide names exactly the stack's predecessors."""
+    needs = stack_predecessors(templates["main"])
+    match = ORDER_SENTENCE.search(GUIDE.read_text())
+    assert match, "the guide lost its sentence on the creation order"
+    stated = {}
+    for clause in re.split(r";\s*", " ".join(match.group(1).split())):
+        stack, _, after = clause.partition(" after ")
+        names = re.split(r",\s*|\s+and\s+", after)
+        stated[f"{stack.strip().title()}Stack"] = {f"{n.strip().title()}Stack" for n in names if n.strip()}
+    assert stated == {name: found for name, found in needs.items() if found}
