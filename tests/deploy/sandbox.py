@@ -30,6 +30,7 @@ AWS_CLI = REPO / "tools" / "awscli" / ".venv" / "bin" / "aws"
 OVERLAID = ("etc", "opt", "var", "usr/local", "run", "root")
 CLOUD_INIT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SUBNET_PREFIX = "10.213"
+FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
 TOOLS = ("ip", "unshare", "nsenter", "mount", "runuser")
 # Runtime directories of this machine's own services, emptied inside: a service started there would take their
 # live sockets and lock files for its own (the pid namespace is shared, so a lock naming a live host pid looks held).
@@ -70,23 +71,50 @@ class Nic:
 
 
 class Lan:
-    """A bridge with the gateway address and one network namespace per host; close() removes every link and netns."""
+    """A bridge with the gateway address and one network namespace per host; close() removes every link and netns.
 
-    def __init__(self) -> None:
+    With `outbound` (the default) the gateway also NATs the hosts' traffic to the outside, as a VPC's NAT gateway
+    does: a boot's uv sync asks the package index for what the cache cannot answer (the build backend).
+    """
+
+    def __init__(self, *, outbound: bool = True) -> None:
         require_tools()
+        if outbound and shutil.which("iptables") is None:
+            raise SandboxError("the deploy sandbox's NAT needs iptables (apt-get install iptables)")
         self.tag = str(os.getpid())
         self.bridge = f"rhb{self.tag}"
         self.subnet = self._free_subnet()
         self.gateway = f"{self.subnet}.1"
+        self.outbound = outbound
         self.nics: list[Nic] = []
+        self._nat_rule: list[str] = []
+        self._forwarding_was = ""
         self._remove_stale()
         try:
             run_checked(["ip", "link", "add", self.bridge, "type", "bridge"], "make the bridge")
             run_checked(["ip", "addr", "add", f"{self.gateway}/24", "dev", self.bridge], "address the bridge")
             run_checked(["ip", "link", "set", self.bridge, "up"], "bring the bridge up")
+            if outbound:
+                self._start_nat()
         except SandboxError:
             self.close()
             raise
+
+    def _start_nat(self) -> None:
+        self._nat_rule = ["POSTROUTING", "-s", f"{self.subnet}.0/24", "!", "-o", self.bridge, "-m", "comment",
+                          "--comment", f"rehearsal-{self.tag}", "-j", "MASQUERADE"]
+        run_checked(["iptables", "-t", "nat", "-A", *self._nat_rule], "NAT the LAN's outbound traffic")
+        self._forwarding_was = FORWARDING.read_text().strip()
+        FORWARDING.write_text("1\n")
+
+    def _stop_nat(self) -> None:
+        if self._nat_rule:
+            subprocess.run(["iptables", "-t", "nat", "-D", *self._nat_rule], capture_output=True)
+            self._nat_rule = []
+        # Put forwarding back only when no other run's LAN still needs it.
+        if self._forwarding_was == "0" and not other_bridges(self.bridge):
+            FORWARDING.write_text("0\n")
+        self._forwarding_was = ""
 
     def _free_subnet(self) -> str:
         """10.213.N, N from the pid, moved on past any subnet another run's bridge holds."""
@@ -109,6 +137,13 @@ class Lan:
             name = line.split(":")[1].strip().split("@")[0]
             if name.startswith("rhb") and name[3:].isdigit() and not pid_alive(int(name[3:])):
                 subprocess.run(["ip", "link", "del", name], capture_output=True)
+        if shutil.which("iptables"):
+            rules = subprocess.run(["iptables", "-t", "nat", "-S", "POSTROUTING"], capture_output=True,
+                                   text=True).stdout
+            for rule in rules.splitlines():
+                tag = rule.partition("--comment rehearsal-")[2].split(" ")[0]
+                if tag.isdigit() and not pid_alive(int(tag)) and rule.startswith("-A "):
+                    subprocess.run(["iptables", "-t", "nat", "-D", *rule.split()[1:]], capture_output=True)
 
     def add_host(self) -> Nic:
         """A network namespace with eth0 on the bridge, loopback up, and the gateway as its default route."""
@@ -133,6 +168,7 @@ class Lan:
         for nic in self.nics:
             subprocess.run(["ip", "netns", "del", nic.netns], capture_output=True)
         self.nics = []
+        self._stop_nat()
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
 
     def __enter__(self) -> Lan:
@@ -184,6 +220,8 @@ class Host:
 
     def start(self) -> Host:
         self.nic = self.lan.add_host()
+        # A new instance starts from the image: nothing of an earlier run's layers.
+        shutil.rmtree(self.state_dir / "layers", ignore_errors=True)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.holder = subprocess.Popen(
             ["ip", "netns", "exec", self.nic.netns, "unshare", "--mount", "--uts", "--ipc", "--propagation", "private",
@@ -211,10 +249,14 @@ class Host:
                 # Before /root is overlaid: the bind must reach the host's cache, not a copy-up of it.
                 lines += ["mkdir -p /var/cache/uv", f"mount --bind {uv_cache} /var/cache/uv"]
         lines += ["mount -t tmpfs -o mode=1777 tmpfs /tmp", "mount -t tmpfs -o mode=1777 tmpfs /dev/shm"]
-        # The host resolves its own name, as in a VPC; any other name fails at once instead of waiting on a
-        # nameserver this namespace cannot reach.
-        lines += [f"echo '{self.address} {self.name}' >> /etc/hosts",
-                  "printf 'nameserver 127.0.0.1\\noptions timeout:1 attempts:1\\n' > /etc/resolv.conf"]
+        # The host resolves its own name, as in a VPC. Without a way out, any other name fails at once instead of
+        # waiting on a nameserver this namespace cannot reach.
+        lines += [f"echo '{self.address} {self.name}' >> /etc/hosts"]
+        if not self.lan.outbound:
+            lines += ["printf 'nameserver 127.0.0.1\\noptions timeout:1 attempts:1\\n' > /etc/resolv.conf"]
+        # This machine's way out may pass a TLS proxy whose CA only the system store has (the machine's own tools
+        # are pointed at it by SSL_CERT_FILE, which the instance's environment has not); uv's bundled roots lack it.
+        lines += ["mkdir -p /etc/uv", "echo 'system-certs = true' > /etc/uv/uv.toml"]
         for directory, owner in HOST_RUNTIME_DIRS:
             lines += [f"rm -rf {directory}", f"mkdir -m 2775 {directory}",
                       f"chown {owner}:{owner} {directory} 2>/dev/null || true"]
@@ -371,6 +413,12 @@ class Host:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def other_bridges(mine: str) -> list[str]:
+    links = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"], capture_output=True, text=True).stdout
+    names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines()]
+    return [name for name in names if name.startswith("rhb") and name != mine]
 
 
 def namespace_id(pid: int, kind: str) -> str | None:

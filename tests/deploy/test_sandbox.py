@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -15,7 +16,7 @@ from typing import ClassVar
 import psutil
 import pytest
 
-from tests.deploy.sandbox import Host, Lan
+from tests.deploy.sandbox import FORWARDING, Host, Lan
 
 HostFactory = Callable[[str], Host]
 PROBE_SERVER = """
@@ -266,3 +267,21 @@ def test_cfn_signal_sends_signal_resource_with_the_instance_id(lan: Lan, tmp_pat
             for s in FakeAws.signals] == [
         ("SignalResource", "web", "WebAutoScalingGroup", "i-0123456789abcdef0", "SUCCESS"),
         ("SignalResource", "web", "Other", "i-0123456789abcdef0", "FAILURE")]
+
+
+def test_lan_nats_the_hosts_way_out_and_close_removes_every_trace(tmp_path: Path) -> None:
+    def nat_rules() -> str:
+        return subprocess.run(["iptables", "-t", "nat", "-S", "POSTROUTING"], capture_output=True, text=True,
+                              check=True).stdout
+
+    with Lan() as lan, Host("out", lan, tmp_path / "out", aws_endpoint_url="http://x", metadata_endpoint_url="http://y"
+                            ) as host:
+        assert f"-s {lan.subnet}.0/24" in nat_rules() and FORWARDING.read_text().strip() == "1"
+        route = host.run(["ip", "route", "show", "default"], check=True).stdout
+        assert f"via {lan.gateway}" in route
+        assert "system-certs = true" in host.read_text("/etc/uv/uv.toml")
+        netns = host.nic.netns  # type: ignore[union-attr]
+
+    assert f"-s {lan.subnet}.0/24" not in nat_rules()
+    assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert subprocess.run(["ip", "link", "show", lan.bridge], capture_output=True).returncode != 0
