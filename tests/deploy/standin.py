@@ -103,6 +103,12 @@ class AccessRefused(PermissionError):
     pass
 
 
+class _QuietHandler(MotoRequestHandler):
+    # One line per request on stderr would bury a failing test's own output.
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
 @dataclass
 class _Outcome:
     refusal: Refusal | None = None
@@ -175,7 +181,7 @@ class AwsStandIn:
 
     def _serve(self) -> None:
         self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server = make_server(self.host, 0, self._app, threaded=True, request_handler=MotoRequestHandler)
+        self._server = make_server(self.host, 0, self._app, threaded=True, request_handler=_QuietHandler)
         self.endpoint = f"http://{self.host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="aws-standin", daemon=True)
         self._thread.start()

@@ -4,7 +4,9 @@ permissions it checks beyond the action called (PassRole, KMS, ...), read from m
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -13,6 +15,7 @@ from moto.cloudformation.models import cloudformation_backends
 from moto.emr.models import emr_backends
 from moto.iam.models import iam_backends
 from moto.kms.models import kms_backends
+from moto.kms.utils import _deserialize_ciphertext_blob
 from moto.s3.models import s3_backends
 from moto.secretsmanager.models import SecretsManagerBackend, secretsmanager_backends
 from moto.sqs.models import sqs_backends
@@ -279,7 +282,7 @@ KMS_WIDE_OPERATIONS = {"CreateKey", "ListKeys", "ListAliases", "GenerateRandom",
 
 def _kms(request: AwsRequest, view: MotoView) -> list[Need]:
     assert request.action is not None
-    key_id = request.param("KeyId") or request.param("TargetKeyId")
+    key_id = request.param("KeyId") or request.param("TargetKeyId") or _ciphertext_key(request.param("CiphertextBlob"))
     if request.operation in KMS_WIDE_OPERATIONS or not key_id:
         return [Need(request.action, "*", {"kms:CallerAccount": view.account})]
     key = view.kms_key(key_id)
@@ -291,6 +294,16 @@ def _kms(request: AwsRequest, view: MotoView) -> list[Need]:
     if encryption_context:
         context["kms:EncryptionContextKeys"] = list(encryption_context)
     return [Need(request.action, arn, context)]
+
+
+def _ciphertext_key(blob: Any) -> str | None:
+    # A symmetric Decrypt may omit KeyId: AWS reads the key from the ciphertext, and so does moto's format.
+    if not isinstance(blob, str):
+        return None
+    try:
+        return _deserialize_ciphertext_blob(base64.b64decode(blob)).key_id
+    except (ValueError, struct.error, UnicodeDecodeError):
+        return None
 
 
 def _emr_tags(raw: Any) -> dict[str, str]:

@@ -53,13 +53,23 @@ S3_OBJECT_SUBRESOURCES: dict[str, tuple[str | None, str | None, str | None]] = {
     "attributes": ("GetObjectAttributes", None, None),
 }
 
-# Lambda's REST paths the rehearsal may call: (method, pattern) -> operation.
-LAMBDA_ROUTES: list[tuple[str, re.Pattern[str], str]] = [
-    ("POST", re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$"), "InvokeFunction"),
-    ("GET", re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/configuration$"), "GetFunctionConfiguration"),
-    ("GET", re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)$"), "GetFunction"),
-    ("GET", re.compile(r"^/2015-03-31/functions/?$"), "ListFunctions"),
-]
+# REST-JSON paths the rehearsal and the guide's commands call: service -> [(method, pattern, operation)]; the
+# pattern's named groups become request parameters.
+REST_JSON_ROUTES: dict[str, list[tuple[str, re.Pattern[str], str]]] = {
+    "lambda": [
+        ("POST", re.compile(r"^/2015-03-31/functions/(?P<FunctionName>[^/]+)/invocations$"), "InvokeFunction"),
+        (
+            "GET",
+            re.compile(r"^/2015-03-31/functions/(?P<FunctionName>[^/]+)/configuration$"),
+            "GetFunctionConfiguration",
+        ),
+        ("GET", re.compile(r"^/2015-03-31/functions/(?P<FunctionName>[^/]+)$"), "GetFunction"),
+        ("GET", re.compile(r"^/2015-03-31/functions/?$"), "ListFunctions"),
+    ],
+    "quicksight": [
+        ("GET", re.compile(r"^/accounts/(?P<AwsAccountId>\d+)/namespaces/(?P<Namespace>[^/]+)/users/?$"), "ListUsers"),
+    ],
+}
 
 
 @dataclass
@@ -173,8 +183,7 @@ def _read_operation(request: AwsRequest, endpoint_host: str) -> None:
         return
     request.protocol = "rest-json"
     request.params = _json(request.body)
-    if request.signing_name == "lambda":
-        _read_lambda(request)
+    _read_rest_json(request)
 
 
 def _json(body: bytes) -> dict[str, Any]:
@@ -187,12 +196,13 @@ def _json(body: bytes) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _read_lambda(request: AwsRequest) -> None:
-    for method, pattern, operation in LAMBDA_ROUTES:
+def _read_rest_json(request: AwsRequest) -> None:
+    for method, pattern, operation in REST_JSON_ROUTES.get(request.signing_name, []):
         match = pattern.match(request.path)
         if match and method == request.method:
             request.operation = operation
-            request.params.setdefault("FunctionName", unquote(match.groupdict().get("name") or ""))
+            for name, value in match.groupdict().items():
+                request.params.setdefault(name, unquote(value))
             return
 
 

@@ -276,3 +276,57 @@ def test_the_implied_permissions_table_cites_a_page_for_each_row() -> None:
     for row in IMPLIED_PERMISSIONS:
         assert row.documentation.startswith("https://docs.aws.amazon.com/")
         assert row.permission and row.when and row.judged_by
+
+
+def test_a_bucket_policy_deny_refuses_what_the_role_policy_allows(world: World) -> None:
+    s3 = world.aws.client("s3")
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": {"AWS": world.web_arn},
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{BUCKET}/models/locked/*",
+            }
+        ],
+    }
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(deny))
+    s3.put_object(Bucket=BUCKET, Key="models/locked/m.json", Body=b"{}")
+    try:
+        web = world.aws.client("s3", world.web)
+        error = refused(web.get_object, Bucket=BUCKET, Key="models/locked/m.json")
+        assert "explicit deny" in error.response["Error"]["Message"]
+        assert web.get_object(Bucket=BUCKET, Key="models/current.json")["Body"].read() == b"{}"
+    finally:
+        s3.delete_bucket_policy(Bucket=BUCKET)
+
+
+def test_a_key_policy_that_does_not_trust_the_account_refuses_an_identity_allow(world: World) -> None:
+    kms = world.aws.client("kms")
+    admin_only = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/rehearsal-admin"},
+                "Action": "kms:*",
+                "Resource": "*",
+            }
+        ],
+    }
+    key = kms.create_key(Policy=json.dumps(admin_only))["KeyMetadata"]["Arn"]
+    blob = kms.encrypt(KeyId=key, Plaintext=b"secret")["CiphertextBlob"]
+    wide = {"Version": "2012-10-17", "Statement": [statement("kms:Decrypt", "*")]}
+    role_arn = make_role(world.aws, "standin-kms-user", EC2_TRUST, wide["Statement"])
+    user = world.aws.client("kms", world.aws.assume(role_arn, "ec2.amazonaws.com", "i-0kms"))
+    refused(user.decrypt, KeyId=key, CiphertextBlob=blob)
+    assert world.aws.refusals[-1].resource == key
+    refused(user.decrypt, CiphertextBlob=blob)  # the key named only inside the ciphertext
+    assert world.aws.refusals[-1].resource == key
+
+
+def test_a_request_whose_action_cannot_be_named_is_refused(world: World) -> None:
+    lambdas = world.aws.client("lambda")
+    refused(lambdas.list_layers)
+    assert "cannot name the IAM action" in world.aws.refusals[-1].message
