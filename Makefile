@@ -14,13 +14,15 @@ PYTHON ?= python3
 SYSTEM := bootstrap/local/install_system_packages.sh
 VENDOR := src/app/static/vendor/.built
 CHECKOV := tools/checkov/.venv
+AWSCLI := tools/awscli/.venv
+SIMULATOR := tools/iam-simulate/node_modules/.installed
 
-.PHONY: help install system demo down test lint format bench chaos lambda-zip aws-release clean
+.PHONY: help install system demo down test rehearse lint format bench chaos lambda-zip aws-release clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(BIN)/.synced $(CHECKOV)/.synced system $(VENDOR) ## uv, the locked environments, the Debian packages, the web's JS
+install: $(BIN)/.synced $(CHECKOV)/.synced $(AWSCLI)/.synced $(SIMULATOR) system $(VENDOR) ## uv, the locked environments, the Debian packages, the web's JS
 
 # ensure_uv.sh prints the pinned uv's path: run that one, whatever other uv is on PATH
 $(BIN)/.synced: pyproject.toml uv.lock
@@ -30,6 +32,17 @@ $(BIN)/.synced: pyproject.toml uv.lock
 # checkov has an environment of its own: its pins clash with Airflow's.
 $(CHECKOV)/.synced: tools/checkov/pyproject.toml tools/checkov/uv.lock
 	uv=$$(bootstrap/local/ensure_uv.sh) && "$$uv" sync --locked --project tools/checkov --python 3.11
+	@touch $@
+
+# the AWS CLI 1.x for the deploy rehearsal's instances and the guide's commands (AWS_ENDPOINT_URL-aware)
+$(AWSCLI)/.synced: tools/awscli/pyproject.toml tools/awscli/uv.lock
+	uv=$$(bootstrap/local/ensure_uv.sh) && "$$uv" sync --locked --project tools/awscli --python 3.11
+	@touch $@
+
+# the IAM policy simulator that judges every request the rehearsal's AWS stand-in receives
+$(SIMULATOR): tools/iam-simulate/package.json tools/iam-simulate/package-lock.json
+	$(SYSTEM) node
+	cd tools/iam-simulate && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	@touch $@
 
 # the web pages' JS and CSS libraries, from the npm registry (package-lock.json) into src/app/static/vendor/,
@@ -48,9 +61,13 @@ demo: install ## the whole local stack with trained models, left running (make d
 down: ## stop every process make demo started
 	@[ -x $(BIN)/python ] && $(BIN)/python -m pronostico.demo --down || true
 
-test: install ## every test: code, data, model, and the stack
-	$(SYSTEM) java nginx mariadb chromium systemd
+test: install ## every test: code, data, model, the stack, and the deploy rehearsal
+	$(SYSTEM) java nginx mariadb chromium systemd rehearsal
 	$(BIN)/pytest
+
+rehearse: install ## the first AWS deploy against the stand-in, as the guide does it, into docs/DEPLOY.md
+	$(SYSTEM) java nginx mariadb rehearsal
+	$(BIN)/pytest tests/deploy; status=$$?; $(BIN)/python -m benchmarks --assemble deploy; exit $$status
 
 bench: install ## measure serving, model time, the pipeline and freshness into docs/BENCHMARKS.md (ONLY=serving ...)
 	$(SYSTEM) java nginx wrk

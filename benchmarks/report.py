@@ -25,6 +25,8 @@ DOCUMENTS = {
     "reliability": ("RELIABILITY.md", "Reliability", [
         "gunicorn_kill", "database_outage", "duplicate_events", "malformed_csv", "emr_step_failure",
         "airflow_down", "api_fuzzing"]),
+    "deploy": ("DEPLOY.md", "The deploy rehearsal", [
+        "scope", "first_deploy", "boots", "calls", "implied_permissions", "guide_commands"]),
 }
 
 

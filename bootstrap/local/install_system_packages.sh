@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages the local stack needs, only those that are missing.
-#   usage: install_system_packages.sh [java] [nginx] [mariadb] [chromium] [wrk] [node] [systemd]
+#   usage: install_system_packages.sh [java] [nginx] [mariadb] [chromium] [wrk] [node] [systemd] [rehearsal]
 # With no argument it checks all of them. Runs apt-get update once, and only if needed.
 set -euo pipefail
 
 wanted=("$@")
 if [ ${#wanted[@]} -eq 0 ]; then
-  wanted=(java nginx mariadb chromium wrk node systemd)
+  wanted=(java nginx mariadb chromium wrk node systemd rehearsal)
 fi
 
 missing=()
@@ -19,6 +19,13 @@ for item in "${wanted[@]}"; do
     wrk)      command -v wrk >/dev/null 2>&1 || missing+=(wrk) ;;
     node)     command -v npm >/dev/null 2>&1 || missing+=(nodejs npm) ;;
     systemd)  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd) ;;  # verifies bootstrap/systemd
+    # the deploy rehearsal's sandboxes: namespaces and veths, and what the Airflow host's dnf would install
+    rehearsal)
+      command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+      command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+      command -v curl >/dev/null 2>&1 || missing+=(curl)
+      ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+      ;;
     *) echo "unknown package group: $item" >&2; exit 2 ;;
   esac
 done
