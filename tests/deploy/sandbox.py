@@ -327,8 +327,9 @@ class Host:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-                wait_until_empty(process.pid, 10)
                 exit_code = None
+        # What the script left in its group, such as boot.sh's tee into the boot log, finishes writing first.
+        wait_until_empty(process.pid, 10)
         return BootResult(exit_code=exit_code, seconds=time.monotonic() - started,
                           boot_log=self.read_text("/var/log/pronostico-boot.log"),
                           output=self.read_text("/var/log/cloud-init-output.log"), signals=self.signals())
