@@ -24,6 +24,7 @@ for item in "${wanted[@]}"; do
       command -v ip >/dev/null 2>&1 || missing+=(iproute2)
       command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
       command -v curl >/dev/null 2>&1 || missing+=(curl)
+      command -v iptables >/dev/null 2>&1 || missing+=(iptables)  # the LAN's NAT, as a VPC's NAT gateway
       ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
       ;;
     *) echo "unknown package group: $item" >&2; exit 2 ;;
