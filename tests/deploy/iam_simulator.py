@@ -6,6 +6,7 @@ the process open for the stand-in's life and serialises requests on its pipe.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import shutil
@@ -51,11 +52,21 @@ class Simulator:
             cwd=TOOL,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             bufsize=1,
         )
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        # node's last words, for the error if it dies (e.g. node_modules reinstalled under it)
+        self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self._stderr_thread = threading.Thread(target=self._read_stderr, name="iam-simulate-stderr", daemon=True)
+        self._stderr_thread.start()
+
+    def _read_stderr(self) -> None:
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            self._stderr.append(line.rstrip())
 
     def judge(
         self,
@@ -87,11 +98,16 @@ class Simulator:
         assert self._process.stdin is not None and self._process.stdout is not None
         with self._lock:
             request_id = next(self._ids)
-            self._process.stdin.write(json.dumps({"id": request_id, "simulation": simulation}) + "\n")
-            self._process.stdin.flush()
-            line = self._process.stdout.readline()
+            try:
+                self._process.stdin.write(json.dumps({"id": request_id, "simulation": simulation}) + "\n")
+                self._process.stdin.flush()
+                line = self._process.stdout.readline()
+            except BrokenPipeError:
+                line = ""
         if not line:
-            raise RuntimeError(f"the IAM simulator exited (code {self._process.poll()})")
+            self._process.wait(timeout=5)
+            tail = "\n".join(self._stderr)
+            raise RuntimeError(f"the IAM simulator exited (code {self._process.returncode}):\n{tail}")
         answer = json.loads(line)
         if answer.get("id") != request_id:
             raise RuntimeError(f"the IAM simulator answered request {answer.get('id')} for {request_id}")
@@ -106,8 +122,10 @@ class Simulator:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        self._stderr_thread.join(timeout=5)
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def _context_value(value: Any) -> str | list[str]:

@@ -38,7 +38,10 @@ async function judge(line) {
 let queue = Promise.resolve()
 lines.on('line', (line) => {
   if (line.trim() === '') return
-  queue = queue.then(() => judge(line))
+  // judge answers every line itself; this catch only keeps one bad line from stalling the reader
+  queue = queue
+    .then(() => judge(line))
+    .catch((error) => answer(null, 'Error', { errors: { message: String(error?.stack ?? error) } }))
 })
 lines.on('close', () => {
   queue.then(() => process.exit(0))
