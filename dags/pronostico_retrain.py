@@ -110,9 +110,12 @@ with DAG(
         create_cluster = EmrCreateJobFlowOperator(task_id="create_cluster", job_flow_overrides=request,
                                                   aws_conn_id=EMR.aws_conn_id, emr_conn_id=None)
         step_ids = list_steps(create_cluster.output, request)
+        # Poke, not reschedule: Airflow 3.2-3.3's scheduler can fail a rescheduled sensor when the executor's report
+        # of one poke arrives after the next poke was queued (the deploy rehearsal hit it). A poking sensor holds one
+        # of the host's 8 slots, and the steps run one at a time.
         watch_steps = EmrStepSensor.partial(
             task_id="watch_step", job_flow_id=create_cluster.output, aws_conn_id=EMR.aws_conn_id,
-            poke_interval=EMR.poll_seconds, mode="reschedule", timeout=timedelta(hours=4).total_seconds(),
+            poke_interval=EMR.poll_seconds, mode="poke", timeout=timedelta(hours=4).total_seconds(),
         ).expand(step_id=step_ids)
         terminate_cluster = EmrTerminateJobFlowOperator(
             task_id="terminate_cluster", job_flow_id=create_cluster.output, aws_conn_id=EMR.aws_conn_id,
