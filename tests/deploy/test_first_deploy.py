@@ -165,9 +165,9 @@ def test_7_no_call_was_refused_and_the_implied_permissions_hold(step: Rehearsal)
 def test_8_every_guide_command_is_rehearsed_or_explained(step: Rehearsal) -> None:
     assert step.guide is not None
     step.run_guide_checks()
-    ran = {(c.line, c.text) for c in step.guide.ran}
+    ran = {c.text for c in step.guide.ran}
     unexplained = [f"line {c.line}: {c.text}" for c in guide_commands()
-                   if (c.line, c.text) not in ran and c.key not in NOT_CHECKABLE and c.key not in V2_ONLY]
+                   if c.text not in ran and c.key not in NOT_CHECKABLE and c.key not in V2_ONLY]
     assert unexplained == []
     stale = sorted(set(NOT_CHECKABLE) - {c.key for c in guide_commands()})
     assert stale == [], "NOT_CHECKABLE names commands the guide no longer has"
@@ -196,8 +196,8 @@ def report(run: Rehearsal) -> None:
                  + markdown_table(["permission", "when", "judged by", "required by"], implied)
                  + "\n\nJudged by the rehearsal with `check()`:\n\n" + markdown_table(["role: action", "result"],
                                                                                    checked))
-    commands = [[c.line, f"`{c.text[:90]}`", "run" if any(r.line == c.line for r in (run.guide.ran if run.guide
-                                                                                      else [])) else
+    ran = {c.text for c in run.guide.ran} if run.guide else set()
+    commands = [[c.line, f"`{c.text[:90]}`", "run" if c.text in ran else
                  NOT_CHECKABLE.get(c.key) or V2_ONLY.get(c.key, "not run")] for c in guide_commands()]
     save_section("deploy", "guide_commands", "## The guide's `aws` commands\n\n" + markdown_table(
         ["line", "command", "rehearsed, or why not"], commands))
