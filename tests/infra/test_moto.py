@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import subprocess
 import tarfile
 import warnings
@@ -31,6 +30,7 @@ from moto import mock_aws
 from moto.cloudformation.parsing import get_model_map
 
 from pronostico.config import BUCKETS, PROJECT_ROOT
+from tests.deploy.stacks import template_stem, topological_stacks
 
 from .conftest import BOOTSTRAP_DIR, TEMPLATES_DIR, load_template
 
@@ -69,18 +69,6 @@ def test_the_release_holds_the_templates_the_boot_script_and_the_source(release:
     assert {"pyproject.toml", "uv.lock", "bootstrap/aws/web_instance.sh", "bootstrap/aws/airflow_instance.sh",
             "bootstrap/aws/common.sh", "bootstrap/local/ensure_uv.sh", "bootstrap/systemd/pronostico-web.service",
             "bootstrap/emr/bootstrap.sh", "src/pronostico/config.py"} <= names
-
-
-def topological_stacks(main: dict[str, Any]) -> list[str]:
-    """The nested stacks in the order CloudFormation creates them (each after those whose outputs it reads)."""
-    stacks = {name: body for name, body in main["Resources"].items() if body["Type"] == "AWS::CloudFormation::Stack"}
-    needs = {name: set(re.findall(r"'Fn::GetAtt': \['(\w+)'", str(body))) for name, body in stacks.items()}
-    order: list[str] = []
-    while len(order) < len(stacks):
-        ready = sorted(n for n in stacks if n not in order and needs[n] <= set(order))
-        assert ready, f"a cycle among {set(stacks) - set(order)}"
-        order += ready[:1]
-    return order
 
 
 @dataclass
@@ -174,7 +162,7 @@ def test_every_resource_of_a_type_moto_models_was_created(deployed: Deployment, 
     main = load_template(release / "cloudformation" / "main.yaml")
     modelled = set(get_model_map())
     for name, created in deployed.created.items():
-        stem = re.search(r"/(\w+)\.yaml$", main["Resources"][name]["Properties"]["TemplateURL"]["Fn::Sub"]).group(1)
+        stem = template_stem(main, name)
         template = load_template(release / "cloudformation" / f"{stem}.yaml")
         conditional = {"NatAddressB", "NatGatewayB", "HttpsListener", "AlarmEmailSubscription"}  # off by default
         expected = {logical_id for logical_id, body in template["Resources"].items()
