@@ -38,7 +38,7 @@ from tests.deploy.guide import AWS_CLI, GuideRunner
 from tests.deploy.imds import InstanceMetadataService
 from tests.deploy.rds import TlsMariaDb
 from tests.deploy.sandbox import BootResult, Host, Lan
-from tests.deploy.stacks import ACCOUNT, REGION, Deployment, StackMaker
+from tests.deploy.stacks import ACCOUNT, EQUIVALENTS, REGION, Deployment, StackMaker
 from tests.deploy.standin import AwsStandIn, Credentials
 from tests.infra.conftest import load_template
 from tests.orchestration.test_emr_backend import EmrStepDriver
@@ -56,6 +56,50 @@ SUBSTITUTIONS = {
     "the EMR steps": "moto never runs a step: a driver runs the local pipeline with the run's id, writes what the "
                      "steps would have written under the EMR instance role, and completes them",
 }
+
+
+SANDBOX_ADDITIONS = {
+    "AWS_ENDPOINT_URL": "the stand-in's endpoint, for every SDK and the AWS CLI on the instance",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT": "the rehearsal's instance-metadata endpoint (IMDSv2), which hands out the "
+                                         "instance role's session",
+}
+NOT_COVERED = [
+    ("the parent stack itself (`main.yaml`), its rollback and its update", "moto cannot resolve a nested stack's "
+     "outputs; the rehearsal creates the nested stacks in the parent's order with the parameters it passes"),
+    ("Spark on a real EMR cluster (YARN, spot capacity, the bootstrap action, cluster deploy mode)", "moto records "
+     "clusters and steps but runs nothing; the steps' work is the local pipeline, run with the same run id"),
+    ("RDS itself (its engine version, parameter group, TLS certificate chain)", "a TLS-only MariaDB with a CA of "
+     "its own stands in; `require_secure_transport` is on, as the parameter group sets it"),
+    ("the ALB, security groups and routing between subnets", "the instances share one bridge; the ALB's health "
+     "check is made to each instance's target port directly"),
+    ("SSM sessions, CloudWatch Logs, the alarm and QuickSight", "no such service runs here; the guide's session "
+     "commands run in the sandboxed host directly"),
+    ("Amazon Linux 2023 itself", "the sandboxes run this machine's Debian userland, with shims for `dnf`, "
+     "`systemctl`, `postgresql-setup` and `cfn-signal`; the systemctl shim ignores `Restart=`, sandboxing options "
+     "and ordering"),
+]
+
+
+def scope_section() -> str:
+    """docs/DEPLOY.md's fixed part: what is made instead, substituted, added, and not covered."""
+    from benchmarks.report import markdown_table
+
+    return "\n".join([
+        "## What the rehearsal covers, and what it cannot", "",
+        "`make rehearse` runs `tests/deploy/` and assembles this document; `make test` runs the same tests, so "
+        "nothing of the rehearsal is left out of it.", "",
+        "Where moto cannot create a resource, its equivalent is made through the service's API:", "",
+        markdown_table(["what", "how"], [[name, how] for name, how in EQUIVALENTS.items()]), "",
+        "Substituted, because moto cannot do them:", "",
+        markdown_table(["what", "how"], [[name, how] for name, how in SUBSTITUTIONS.items()]), "",
+        "What the sandbox adds to an instance's environment, and nothing else (no credentials):", "",
+        markdown_table(["variable", "why"], [[f"`{k}`", v] for k, v in SANDBOX_ADDITIONS.items()]), "",
+        "The sandbox also gives each host a NAT to the package registries, as a VPC's NAT gateway does (the boot's "
+        "`uv sync` asks PyPI for the build backend), and `/etc/uv/uv.toml` with `system-certs = true`, since this "
+        "machine's registries are reached through a proxy whose CA is only in the system store.", "",
+        "Not covered here:", "",
+        markdown_table(["what", "why"], [list(row) for row in NOT_COVERED]),
+    ])
 
 
 @dataclass
@@ -81,6 +125,7 @@ class Rehearsal:
     roles: dict[str, str] = field(default_factory=dict)  # "web", "airflow", "trigger", "emr-instance" -> role ARN
     hosts: dict[str, Host] = field(default_factory=dict)
     boots: dict[str, BootResult] = field(default_factory=dict)
+    instance_ids: dict[str, str] = field(default_factory=dict)  # host name -> the EC2 instance id it plays
     steps: list[Timed] = field(default_factory=list)
     guide: GuideRunner | None = None
     notes: dict[str, Any] = field(default_factory=dict)
@@ -176,6 +221,7 @@ class Rehearsal:
         host = Host(name, self.lan, self.work / name, aws_endpoint_url=self.standin.endpoint,
                     metadata_endpoint_url=self.imds.endpoint).start()
         self.hosts[name] = host
+        self.instance_ids[name] = instance_id
         role_arn = self.roles[role]
         session = self.sessions[role_arn]
         self.imds.register(host.address, instance_id, role_arn.rsplit("/", 1)[1], lambda: session)

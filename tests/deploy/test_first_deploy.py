@@ -8,9 +8,7 @@ IAM simulator against the templates' own policies, and a refused call fails the 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -19,9 +17,9 @@ from benchmarks.report import markdown_table, save_section
 from tests.deploy.guide import NOT_CHECKABLE, V2_ONLY, guide_commands
 from tests.deploy.imds import InstanceMetadataService
 from tests.deploy.rds import TlsMariaDb
-from tests.deploy.rehearsal import PREFIX, SUBSTITUTIONS, Rehearsal, wait_for
+from tests.deploy.rehearsal import PREFIX, Rehearsal, scope_section, wait_for
 from tests.deploy.sandbox import Lan
-from tests.deploy.stacks import EQUIVALENTS, REGION
+from tests.deploy.stacks import REGION
 from tests.deploy.standin import AwsStandIn
 from tests.deploy.standin_permissions import IMPLIED_PERMISSIONS
 
@@ -180,8 +178,8 @@ def report(run: Rehearsal) -> None:
     save_section("deploy", "first_deploy", "## The first deploy, step by step\n\n" + markdown_table(
         ["step", "seconds", "outcome"], [[s.name, f"{s.seconds:.1f}", s.outcome] for s in run.steps]))
     boots = [[name, f"{b.seconds:.1f}", "exit " + str(b.exit_code),
-              ", ".join(f"{s.logical_id} {s.status}" for s in run.standin.signals if s.unique_id in b.boot_log)
-              or "none"] for name, b in sorted(run.boots.items())]
+              ", ".join(f"{s.logical_id} {s.status}" for s in run.standin.signals
+                        if s.unique_id == run.instance_ids[name]) or "none"] for name, b in sorted(run.boots.items())]
     save_section("deploy", "boots", "## Each boot: time and signal\n\nThe launch template's rendered `UserData`, run "
                  "as root in a sandbox (`tests/deploy/sandbox.py`).\n\n"
                  + markdown_table(["instance", "seconds", "user data", "cfn-signal"], boots))
@@ -201,10 +199,4 @@ def report(run: Rehearsal) -> None:
                  NOT_CHECKABLE.get(c.key) or V2_ONLY.get(c.key, "not run")] for c in guide_commands()]
     save_section("deploy", "guide_commands", "## The guide's `aws` commands\n\n" + markdown_table(
         ["line", "command", "rehearsed, or why not"], commands))
-    scope = ["## What the rehearsal covers, and what it cannot", "",
-             "Where moto cannot create a resource, its equivalent is made through the service's API:", "",
-             markdown_table(["what", "how"], [[name, how] for name, how in EQUIVALENTS.items()]), "",
-             "Substituted, because moto cannot do them:", "",
-             markdown_table(["what", "how"], [[name, how] for name, how in SUBSTITUTIONS.items()])]
-    save_section("deploy", "scope", "\n".join(scope))
-    Path(run.work / "done").write_text(str(time.time()))
+    save_section("deploy", "scope", scope_section())
