@@ -33,9 +33,15 @@ PAYLOADS = [("matchups", {"home_team": "Brazil", "away_team": "Argentina", "neut
             ("assets", {"symbol": "BTC-USD"}), ("assets", {"symbol": "SPY"})]
 
 
+# Longer than nginx's own read timeout (30 s), so that each request ends with nginx's answer, a 200 or an error
+# counted as a failure, and never with the client giving up first on a request nginx still serves: one routed to a
+# restarted instance waits in its listen backlog while its workers boot, which on a loaded 2-core machine took >10 s.
+CLIENT_TIMEOUT = 40
+
+
 def predict(session: requests.Session, stack: Stack, i: int) -> requests.Response:
     use_case, payload = PAYLOADS[i % len(PAYLOADS)]
-    return session.post(f"{stack.url}/api/v1/{use_case}/predict", json=payload, timeout=10)
+    return session.post(f"{stack.url}/api/v1/{use_case}/predict", json=payload, timeout=CLIENT_TIMEOUT)
 
 
 def instance_predictions(stack: Stack, port: int) -> float:
