@@ -32,16 +32,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from pronostico.stack import processes
+
 MASTER_USER = "pronostico"  # database.yaml's SecretStringTemplate
 DATABASE = "pronostico"
 CA_PATH = "/global/global-bundle.pem"  # the trust store's own path, so only the host part of the URL differs
 START_TIMEOUT = 60.0
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def generated_password() -> str:
@@ -89,7 +85,7 @@ class TlsMariaDb:
         try:
             write_certificates(self.workdir / "tls", self.host)
             self._install()
-            self.port = free_port(self.host)
+            self.port = processes.free_port(self.host)
             self._launch()
             self._create_master_user()
             self._serve_ca()
