@@ -8,6 +8,7 @@ IAM simulator against the templates' own policies, and a refused call fails the 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +25,7 @@ from tests.deploy.standin import AwsStandIn
 from tests.deploy.standin_permissions import IMPLIED_PERMISSIONS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+MODEL_POLL_SECONDS = 15  # web.yaml's default, which the rehearsal keeps
 FAILED: list[str] = []  # steps that failed: the later ones cannot run
 
 
@@ -132,6 +134,8 @@ def test_6_the_web_instances_serve_the_model_and_log_the_prediction(step: Rehear
     with step.step("the web instances swap the model in"):
         for name in ("web-1", "web-2"):
             wait_for(f"{name} serving {version}", lambda n=name: step.served_version(n, "matchups") == version, 90)
+        # One worker answering is not all of them: each polls current.json every ModelPollSeconds (15 by default).
+        time.sleep(MODEL_POLL_SECONDS + 5)
     before = int(step.database.sql("SELECT COUNT(*) FROM pronostico.prediction_log") or 0)
     with step.step("a prediction, logged to the database"):
         teams = requests.get(f"http://{step.hosts['web-1'].address}:8000/api/v1/matchups/teams", timeout=10).json()
