@@ -56,13 +56,14 @@ system:
 
 demo: install ## the whole local stack with trained models, left running (make down stops it)
 	$(SYSTEM) java nginx
-	$(BIN)/python -m pronostico.demo
+	$(BIN)/python -m pronostico.local.demo
 
 down: ## stop every process make demo started
-	@[ -x $(BIN)/python ] && $(BIN)/python -m pronostico.demo --down || true
+	@[ -x $(BIN)/python ] && $(BIN)/python -m pronostico.local.demo --down || true
 
 test: install ## every test: code, data, model, the stack, and the deploy rehearsal
 	$(SYSTEM) java nginx mariadb chromium systemd rehearsal
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 rehearse: install ## the first AWS deploy against the stand-in, as the guide does it, into docs/DEPLOY.md
@@ -79,10 +80,11 @@ chaos: install ## every fault test, long ones included, into docs/RELIABILITY.md
 
 # packaging imports the standard library only, so no environment is needed
 lambda-zip: ## the trigger Lambda's package: dist/lambda_trigger.zip
-	PYTHONPATH=src $(PYTHON) -m pronostico.packaging lambda-zip dist/lambda_trigger.zip
+	PYTHONPATH=src $(PYTHON) -m pronostico.orchestration.packaging lambda-zip dist/lambda_trigger.zip
 
-lint: $(BIN)/.synced ## ruff
+lint: $(BIN)/.synced ## ruff and the import contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 format: $(BIN)/.synced
 	$(BIN)/ruff format .

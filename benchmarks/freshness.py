@@ -26,10 +26,10 @@ from typing import Any
 from benchmarks.models import private_web_ports
 from benchmarks.report import markdown_table
 from lambda_trigger.events import dag_run_id
-from pronostico import storage
-from pronostico.config import Settings, load_settings
-from pronostico.registry import current_uri, read_current
-from pronostico.stack import airflow, processes, watcher
+from pronostico.core import storage
+from pronostico.core.config import Settings, load_settings
+from pronostico.core.registry import current_uri, read_current
+from pronostico.local.stack import airflow, processes, watcher
 
 USE_CASE, KEY = "assets", "assets/SPY.csv"
 LEFT_OUT = (40, 20, 0)  # bars left out of each upload: three object versions of the same key
@@ -45,7 +45,7 @@ def private_settings(home: Path) -> Settings:
 
 
 def start_stack(settings: Settings) -> Any:
-    from pronostico.stack import web
+    from pronostico.local.stack import web
 
     airflow.start(settings, log_ports=(processes.free_port(), processes.free_port()))
     settings = load_settings()  # with the password standalone generated
@@ -55,7 +55,7 @@ def start_stack(settings: Settings) -> Any:
 
 
 def stop_stack(settings: Settings) -> None:
-    from pronostico.stack import web
+    from pronostico.local.stack import web
 
     web.stop(settings)
     processes.stop(settings.run_dir, watcher.SERVICE)

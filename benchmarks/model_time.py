@@ -35,7 +35,7 @@ def payloads(model: Any, count: int) -> list[dict[str, Any]]:
 
 
 def numpy_predictor(models_uri: str, use_case: str) -> tuple[Any, Callable[[dict], Any]]:
-    from pronostico.serving import load_current
+    from pronostico.core.serving import load_current
 
     model = load_current(models_uri, use_case)
     return model, model.predict
@@ -47,8 +47,8 @@ def spark_predictor(models_uri: str, use_case: str) -> tuple[Any, Callable[[dict
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import SparkSession
 
-    from pronostico import storage
-    from pronostico.serving import load_current
+    from pronostico.core import storage
+    from pronostico.core.serving import load_current
 
     spark = (SparkSession.builder.master("local[1]").appName("web-worker").config("spark.ui.enabled", "false")
              .config("spark.sql.shuffle.partitions", "1").getOrCreate())

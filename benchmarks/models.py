@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pronostico import registry, storage
-from pronostico.config import Settings, load_settings
-from pronostico.demo import demo_inputs
-from pronostico.pipeline import run_locally
-from pronostico.stack import processes
+from pronostico.core import registry, storage
+from pronostico.core.config import Settings, load_settings
+from pronostico.local.demo import demo_inputs
+from pronostico.local.stack import processes
+from pronostico.pipeline.steps import run_locally
 
 USE_CASES = ("matchups", "assets")
 

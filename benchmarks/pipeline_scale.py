@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pronostico import storage
-from pronostico.config import Settings, load_settings
-from pronostico.pipeline import pipeline_steps, run_step_locally
-from pronostico.synthetic import synthetic_matches
+from pronostico.core import storage
+from pronostico.core.config import Settings, load_settings
+from pronostico.local.synthetic import synthetic_matches
+from pronostico.pipeline.steps import pipeline_steps, run_step_locally
 
 BENCH_TRAIN = '{"num_trees": 30, "max_depth": [8], "min_instances_per_node": [20], "folds": 2}'
 SIZES = (24_000, 1_000_000, 5_000_000)
@@ -132,7 +132,7 @@ def section(repeats: int = 3) -> str:
     ratios = [statistics.median(r.convert_seconds) / statistics.median(r.pyarrow_seconds) for r in results]
     return f"""## Pipeline: the Spark steps from 24k to 5M rows
 
-`make bench ONLY=pipeline` (`python -m benchmarks pipeline`). Synthetic matches (`pronostico.synthetic`, the demo
+`make bench ONLY=pipeline` (`python -m benchmarks pipeline`). Synthetic matches (`pronostico.local.synthetic`, the demo
 generator scaled up) in one CSV; each size runs the two steps exactly as the local backend does (`spark-submit` of
 `emr_scripts/convert_csv_to_parquet.py` then `emr_scripts/train_model.py`, `local[2]`, driver memory 4g), with one
 fixed small training configuration (`{BENCH_TRAIN}`) so that sizes compare. The anchor is pyarrow alone converting the

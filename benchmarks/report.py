@@ -14,7 +14,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pronostico.config import PROJECT_ROOT, load_settings
+from pronostico.core.config import PROJECT_ROOT, load_settings
 
 # Read once, at import: tests point PRONOSTICO_HOME at private folders, but reports belong to the outer run.
 REPORTS = Path(os.environ.get("PRONOSTICO_REPORTS_DIR", load_settings().home / "reports"))

@@ -1,9 +1,9 @@
 """Serving: logged predictions through nginx, beside the same stack's /healthz and a static file, in one run.
 
-The real local stack (pronostico.stack.web: nginx in front of two gunicorn instances with two sync workers each, the
-log shipper, the SQLite prediction log that `make demo` uses by default) runs on free ports under a home of the
-bench's own, serving the bench's promoted models (benchmarks.models). wrk drives each target from 127.0.0.1 at each
-concurrency, the targets interleaved round by round so that each figure sits beside its anchors:
+The real local stack (pronostico.local.stack.web: nginx in front of two gunicorn instances with two sync workers
+each, the log shipper, the SQLite prediction log that `make demo` uses by default) runs on free ports under a home
+of the bench's own, serving the bench's promoted models (benchmarks.models). wrk drives each target from 127.0.0.1
+at each concurrency, the targets interleaved round by round so that each figure sits beside its anchors:
 
 - static: nginx serving /static/favicon.svg (319 bytes, about the size of an answer): the machine's ceiling;
 - healthz: /healthz through nginx and gunicorn into Flask: the framework's ceiling;
@@ -33,9 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-from app.spool import writer_counters
-from pronostico.config import Settings
-from pronostico.stack import web
+from pronostico.core.config import Settings
+from pronostico.local.stack import web
+from pronostico.prediction_log.spool import writer_counters
 
 CONCURRENCIES = (1, 4, 16, 64)
 TARGETS = ("static", "healthz", "predictions", "mix")
@@ -61,9 +61,9 @@ while 18-20 % of the CPU sat idle (sampled from /proc/stat during the runs). Pre
 /healthz whatever else changed, and with the flush taken out (a diagnostic) they reached 0.54-0.56. Two changes:
 
 - The host's workers now append to one shared segment and flush it for each other (group commit across
-  processes, `app/spool.py`): one fdatasync covers every line appended before it began. Alone, with each answer
-  still waiting for a flush (`PRONOSTICO_SPOOL_SYNC=each`), that cut fdatasyncs to 1 per 1.6 lines but not the
-  wait, and predictions stayed at 0.41-0.43.
+  processes, `pronostico/prediction_log/spool.py`): one fdatasync covers every line appended before it began.
+  Alone, with each answer still waiting for a flush (`PRONOSTICO_SPOOL_SYNC=each`), that cut fdatasyncs to 1 per
+  1.6 lines but not the wait, and predictions stayed at 0.41-0.43.
 - By default (`interval`) an answer now leaves once its line is in the page cache, which survives the crash of any
   process (worker, shipper, gunicorn) and a database outage, and a flusher thread flushes what the host appended
   every 10 ms (8 lines per fdatasync). Only a kernel crash or power cut within those 10 ms could lose an answered
@@ -225,7 +225,7 @@ def logged_rows(settings: Settings) -> tuple[int, int]:
     """(rows, distinct prediction ids) in the stack's prediction log."""
     import sqlalchemy as sa
 
-    from app import db
+    from pronostico.prediction_log import db
 
     engine = db.create_engine(settings.db_url)
     try:
@@ -238,7 +238,7 @@ def logged_rows(settings: Settings) -> tuple[int, int]:
 
 
 def wait_for_drain(settings: Settings, timeout: float = 120.0) -> None:
-    from app.spool import backlog_bytes
+    from pronostico.prediction_log.spool import backlog_bytes
 
     deadline = time.monotonic() + timeout
     while backlog_bytes(settings.spool_dir) > 0 and time.monotonic() < deadline:

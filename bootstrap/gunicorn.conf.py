@@ -2,7 +2,7 @@
 
     gunicorn -c bootstrap/gunicorn.conf.py 'app:create_app()'
 
-Bind and worker count come from PRONOSTICO_BIND and PRONOSTICO_WORKERS (pronostico.config). Sync workers: nginx
+Bind and worker count come from PRONOSTICO_BIND and PRONOSTICO_WORKERS (pronostico.core.config). Sync workers: nginx
 buffers slow clients in front, and a prediction is a short CPU-bound request, so one request per process is the
 fastest arrangement on this hardware (see ARCHITECTURE.md, "Throughput facts").
 """
@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pronostico.config import load_settings
+from pronostico.core.config import load_settings
 
 _settings = load_settings()
 _port = _settings.web.bind.rsplit(":", 1)[-1]

@@ -9,7 +9,7 @@ picks the backend:
   promote -> a watcher that fails the run if anything failed.
 - **local**: validate and locate the input -> the same steps through spark-submit in local mode -> promote.
 
-The steps are `pronostico.pipeline.pipeline_steps`, defined once; the tasks call `pronostico.orchestration`.
+The steps are `pronostico.pipeline.steps.pipeline_steps`, defined once; the tasks call `pronostico.orchestration.tasks`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk import DAG, TriggerRule, chain, get_current_context, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from pronostico import orchestration
-from pronostico.config import load_settings
-from pronostico.pipeline import StepFailed
+from pronostico.core.config import load_settings
+from pronostico.orchestration import tasks as orchestration
+from pronostico.pipeline.steps import StepFailed
 
 SETTINGS = load_settings()
 COMPUTE = SETTINGS.compute  # fixed when the file is parsed

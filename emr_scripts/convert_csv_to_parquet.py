@@ -14,9 +14,9 @@ import argparse
 import json
 import sys
 
-from pronostico.data import DEFAULT_MAX_BAD_FRACTION, FileRejected, convert
-from pronostico.spark import spark_session
-from pronostico.usecases import get_use_case
+from pronostico.core.usecases import get_use_case
+from pronostico.pipeline.convert import DEFAULT_MAX_BAD_FRACTION, FileRejected, convert
+from pronostico.pipeline.spark import spark_session
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

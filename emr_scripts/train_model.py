@@ -1,11 +1,11 @@
 """EMR step 2: train, evaluate and write a model version from the canonical dataset.
 
     spark-submit train_model.py --use-case matchups --data URI --models URI --run-id ID
-        [--params JSON] [--promote]
+        [--params JSON]
 
 DATA is the dataset URI the convert step wrote to (this run's rows are read from
-DATA/run=<run id>/). The version lands under MODELS/<use case>/versions/<version>/. With
---promote, the promotion gate runs last; the DAG and the CLI run it as a stage of its own.
+DATA/run=<run id>/). The version lands under MODELS/<use case>/versions/<version>/. The promotion
+gate is not part of this step: the DAG and the CLI run it as a stage of its own.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ import argparse
 import json
 import sys
 
-from pronostico import storage
-from pronostico.data import run_data_uri, run_report_uri
-from pronostico.registry import promote_candidate
-from pronostico.spark import spark_session
-from pronostico.train import TrainConfig, train
-from pronostico.usecases import get_use_case
+from pronostico.core import storage
+from pronostico.core.layout import run_data_uri, run_report_uri
+from pronostico.core.usecases import get_use_case
+from pronostico.pipeline.spark import spark_session
+from pronostico.pipeline.train import TrainConfig, train
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -29,7 +28,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", required=True, help="the models bucket URI")
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--params", default="", help="JSON overrides of TrainConfig")
-    parser.add_argument("--promote", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -47,8 +45,6 @@ def main(argv: list[str]) -> int:
     summary = {"version": result.version, "uri": result.version_uri,
                "log_loss": result.metrics["model"]["log_loss"],
                "baselines": {k: v["log_loss"] for k, v in result.metrics["baselines"].items()}}
-    if args.promote:
-        summary["promotion"] = promote_candidate(args.models, args.use_case, result.version).reason
     print(f"PRONOSTICO_RESULT {json.dumps(summary)}")
     return 0
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pronostico.config import Settings, load_settings
+from pronostico.core.config import Settings, load_settings
 
 pytest_plugins = ["tests.fixtures.pipelines"]
 
@@ -34,7 +34,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
     """One local Spark session for the whole run (starting a JVM costs seconds)."""
-    from pronostico.spark import spark_session
+    from pronostico.pipeline.spark import spark_session
 
     os.environ.setdefault("PRONOSTICO_SHUFFLE_PARTITIONS", "4")
     session = spark_session("pronostico-tests")

@@ -1,7 +1,8 @@
 """Apply the prediction log's Alembic migrations from a web instance's boot, one instance at a time.
 
 Every web instance runs this at boot, and an autoscaling group starts several at once. MySQL's DDL is not
-transactional, so two concurrent `python -m app.db upgrade` runs could both try to create the same table.
+transactional, so two concurrent `python -m pronostico.prediction_log.db upgrade` runs could both try to create the
+same table.
 A named lock (GET_LOCK), held on its own connection for the whole upgrade, serialises them: the first
 instance migrates, the others then find the schema at head and do nothing.
 """
@@ -13,8 +14,8 @@ import sys
 
 import sqlalchemy as sa
 
-from app.db import create_engine
-from pronostico.config import load_settings
+from pronostico.core.config import load_settings
+from pronostico.prediction_log.db import create_engine
 
 LOCK_NAME = "pronostico-migrations"
 LOCK_TIMEOUT_SECONDS = 900
@@ -28,7 +29,7 @@ def upgrade_under_lock(db_url: str) -> None:
         if got != 1:
             raise SystemExit(f"could not take the {LOCK_NAME} lock within {LOCK_TIMEOUT_SECONDS} s")
         try:
-            subprocess.run([sys.executable, "-m", "app.db", "upgrade"], check=True)
+            subprocess.run([sys.executable, "-m", "pronostico.prediction_log.db", "upgrade"], check=True)
         finally:
             connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": LOCK_NAME})
     engine.dispose()

@@ -5,7 +5,7 @@
 #   cloudformation/*.yaml   the parent and nested templates
 #   boot.sh                 fetched by the EC2 user data (bootstrap/aws/boot.sh)
 #   pronostico-src.tar.gz   the source, plus the web tier's vendored static files (git ignores them)
-#   lambda_trigger.zip      the trigger Lambda's package (pronostico.packaging, unless --lambda-zip is given)
+#   lambda_trigger.zip      the trigger Lambda's package (pronostico.orchestration.packaging, unless --lambda-zip is given)
 # The version defaults to the commit's short hash. Needs python3 (PYTHON=...), git, tar and gzip, and the AWS CLI
 # for --bucket: the static files are vendored here when missing or stale, and nothing needs `make install`.
 set -euo pipefail
@@ -36,7 +36,7 @@ mkdir -p "$out"
 python="${PYTHON:-python3}"
 # packaging and vendor.py import the standard library only: no locked environment is needed
 if [ -z "$lambda_zip" ]; then
-  PYTHONPATH=src "$python" -m pronostico.packaging lambda-zip "$out/lambda_trigger.zip"
+  PYTHONPATH=src "$python" -m pronostico.orchestration.packaging lambda-zip "$out/lambda_trigger.zip"
 else
   cp "$lambda_zip" "$out/lambda_trigger.zip"
 fi

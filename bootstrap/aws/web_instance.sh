@@ -46,7 +46,7 @@ ENV
   "$VENV/bin/python" "$RELEASE_DIR/bootstrap/aws/migrate_database.py"
 )
 
-"$VENV/bin/python" -m pronostico.stack.web render-nginx --listen-port "$WEB_PORT" --upstream "$APP_BIND" \
+"$VENV/bin/python" -m pronostico.hosting.nginx --listen-port "$WEB_PORT" --upstream "$APP_BIND" \
   --static-dir "$RELEASE_DIR/src/app/static" --out /etc/nginx/conf.d/pronostico.conf
 nginx -t
 

@@ -2,10 +2,10 @@
 
     gunicorn -c bootstrap/gunicorn.conf.py 'app:create_app()'
 
-Configuration comes first from defaults, then from the environment (pronostico.config), then from a test's
+Configuration comes first from defaults, then from the environment (pronostico.core.config), then from a test's
 mapping. Each process (gunicorn worker) loads the promoted models into its own ModelStore and polls current.json;
-every answered prediction is appended to the host's spool before the answer leaves (app.spool), and the log
-shipper (app.log_shipper) moves it to the database.
+every answered prediction is appended to the host's spool before the answer leaves (pronostico.prediction_log.spool),
+and the log shipper (pronostico.prediction_log.shipper) moves it to the database.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 from flask import Flask
 
-from app.spool import DEFAULT_SEGMENT_BYTES
-from pronostico.config import Settings, load_settings
+from pronostico.core.config import Settings, load_settings
+from pronostico.prediction_log.spool import DEFAULT_SEGMENT_BYTES
 
 MAX_BODY_BYTES = 16 * 1024  # a prediction request is a few dozen bytes; nginx caps bodies at the same size
 

@@ -14,10 +14,10 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, render_template
 
-from app import db
 from app.errors import respond
 from app.runtime import json_response, model_quality, runtime
-from pronostico.usecases import USE_CASES
+from pronostico.core.usecases import USE_CASES
+from pronostico.prediction_log import db
 
 blueprint = Blueprint("analytics", __name__)
 

@@ -10,8 +10,8 @@ from flask import Blueprint, Response, abort, request
 
 from app.openapi import openapi_document
 from app.runtime import json_response, model_summary, runtime
-from pronostico.serving import NoModel
-from pronostico.usecases import USE_CASES, RequestError, UseCase
+from pronostico.core.serving import NoModel
+from pronostico.core.usecases import USE_CASES, RequestError, UseCase
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 

@@ -14,9 +14,9 @@ from werkzeug.exceptions import HTTPException
 
 from app import metrics
 from app.runtime import UnknownUseCase, json_response
-from app.spool import SpoolUnavailable
-from pronostico.serving import NoModel
-from pronostico.usecases import RequestError
+from pronostico.core.serving import NoModel
+from pronostico.core.usecases import RequestError
+from pronostico.prediction_log.spool import SpoolUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(UnknownUseCase)
     def unknown_use_case(error: UnknownUseCase) -> Response | tuple[str, int]:
-        from pronostico.usecases import USE_CASES
+        from pronostico.core.usecases import USE_CASES
 
         return respond(404, "unknown_use_case", f"unknown use case {error}; choose one of {', '.join(USE_CASES)}")
 

@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
-from app.spool import writer_counters
+from pronostico.prediction_log.spool import writer_counters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -49,7 +49,7 @@ class StackCollector(Collector):
         self.spool_dir = spool_dir
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        from app.log_shipper import read_status
+        from pronostico.prediction_log.shipper import read_status
 
         loaded = GaugeMetricFamily("pronostico_model_loaded", "1 for the model version this worker serves",
                                    labels=["use_case", "version"])

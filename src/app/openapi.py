@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from pronostico.usecases import USE_CASES, UseCase
-from pronostico.usecases.base import InputField
+from pronostico.core.usecases import USE_CASES, UseCase
+from pronostico.core.usecases.base import InputField
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ENTITY_HELP = {"team": "a team name from GET /api/v1/matchups/teams",

@@ -12,8 +12,8 @@ from markupsafe import Markup, escape
 
 from app.errors import status_for
 from app.runtime import model_quality, runtime
-from pronostico.serving import NoModel, ServingModel
-from pronostico.usecases import USE_CASES, RequestError, UseCase
+from pronostico.core.serving import NoModel, ServingModel
+from pronostico.core.usecases import USE_CASES, RequestError, UseCase
 
 blueprint = Blueprint("pages", __name__)
 

@@ -19,10 +19,10 @@ import msgspec
 from flask import Flask, Response, current_app
 
 from app import metrics
-from app.prediction_log import check_classes, log_line
-from app.spool import SpoolWriter
-from pronostico.serving import ModelStore, ServingModel
-from pronostico.usecases import USE_CASES, RequestError
+from pronostico.core.serving import ModelStore, ServingModel
+from pronostico.core.usecases import USE_CASES, RequestError
+from pronostico.prediction_log.schema import check_classes, log_line
+from pronostico.prediction_log.spool import SpoolWriter
 
 EXTENSION = "pronostico"
 T = TypeVar("T")

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
-# pronostico.usecases.USE_CASES, which imports numpy; tests/orchestration keeps the two in step.
+# pronostico.core.usecases.USE_CASES, which imports numpy; tests/orchestration keeps the two in step.
 USE_CASE_NAMES = ("matchups", "assets")
 RUN_ID_PREFIX = "s3"
 _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~+-]+")  # Airflow's allowed_run_id_pattern, minus ':'

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from lambda_trigger.airflow_api import AirflowApi, AirflowRefused, AirflowUnavailable, MwaaApi
 from lambda_trigger.events import Upload, parse_event
-from pronostico.config import AirflowSettings, load_settings
+from pronostico.core.config import AirflowSettings, load_settings
 
 LOG = logging.getLogger("lambda_trigger")
 LOG.setLevel(logging.INFO)

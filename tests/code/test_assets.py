@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pronostico.usecases.assets import (
+from pronostico.core.usecases.assets import (
     ASSETS,
     BUY,
     FEATURES,
@@ -18,7 +18,7 @@ from pronostico.usecases.assets import (
     rsi,
     symbol_features,
 )
-from pronostico.usecases.base import RequestError
+from pronostico.core.usecases.base import RequestError
 
 
 def bars(n: int = 120, symbol: str = "TEST", seed: int = 1) -> pd.DataFrame:

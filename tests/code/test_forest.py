@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pronostico.forest import Forest
+from pronostico.core.forest import Forest
 
 
 def node(node_id: int, left: int = -1, right: int = -1, feature: int = 0, threshold: float = 0.0,

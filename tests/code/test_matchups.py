@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pronostico.usecases.base import RequestError
-from pronostico.usecases.matchups import (
+from pronostico.core.usecases.base import RequestError
+from pronostico.core.usecases.matchups import (
     AWAY_WIN,
     DRAW,
     FEATURES,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pronostico.stack import processes
-from pronostico.stack.processes import Service, ServiceFailed
+from pronostico.local.stack import processes
+from pronostico.local.stack.processes import Service, ServiceFailed
 
 
 def test_a_service_and_its_children_stop_together(tmp_path: Path) -> None:

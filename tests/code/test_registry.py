@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pronostico import registry, storage
-from pronostico.config import Settings
-from pronostico.forest import Forest
-from pronostico.train import version_uri
-from pronostico.usecases.assets import FEATURES
+from pronostico.core import registry, storage
+from pronostico.core.config import Settings
+from pronostico.core.forest import Forest
+from pronostico.core.layout import version_uri
+from pronostico.core.usecases.assets import FEATURES
 
 USE_CASE = "assets"
 
@@ -121,6 +121,6 @@ def test_log_loss_of_the_constant_forests_is_what_the_gate_compares() -> None:
     labels = holdout()["label"].to_numpy()
     good = constant_forest(GOOD).predict_proba(np.zeros((len(labels), len(FEATURES))))
     expected = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
-    from pronostico.evaluate import log_loss
+    from pronostico.core.evaluate import log_loss
 
     assert log_loss(labels, good) == pytest.approx(expected)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pronostico import storage
+from pronostico.core import storage
 
 
 @pytest.fixture

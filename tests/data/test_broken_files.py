@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pronostico import storage
-from pronostico.config import Settings
-from pronostico.data import FileRejected, convert, rejected_marker
-from pronostico.usecases import get_use_case
+from pronostico.core import storage
+from pronostico.core.config import Settings
+from pronostico.core.layout import rejected_marker
+from pronostico.core.usecases import get_use_case
+from pronostico.pipeline.convert import FileRejected, convert
 
 pytestmark = pytest.mark.spark
 
@@ -127,7 +128,7 @@ def test_a_rerun_with_the_same_run_id_is_idempotent(spark, settings, tmp_path) -
 
 
 def test_preflight_quarantines_a_bad_header_without_spark(settings, tmp_path) -> None:
-    from pronostico.data import preflight, training_inputs
+    from pronostico.pipeline.convert import preflight, training_inputs
 
     raw = storage.join(settings.raw_uri, "assets")
     quarantine = storage.join(settings.processed_uri, "quarantine", "assets")

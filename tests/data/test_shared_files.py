@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pronostico import storage
-from pronostico.data import convert, detect_schema
-from pronostico.usecases import get_use_case
+from pronostico.core import storage
+from pronostico.core.usecases import get_use_case
+from pronostico.pipeline.convert import convert, detect_schema
 
 
 def test_kaggle_matches_file_has_the_expected_shape(shared_data: Path) -> None:

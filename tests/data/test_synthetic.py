@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pronostico import storage
-from pronostico.data import convert, detect_schema
-from pronostico.synthetic import ASSETS, synthetic_bars, synthetic_matches, write_demo_data
-from pronostico.usecases import get_use_case
+from pronostico.core import storage
+from pronostico.core.usecases import get_use_case
+from pronostico.local.synthetic import ASSETS, synthetic_bars, synthetic_matches, write_demo_data
+from pronostico.pipeline.convert import convert, detect_schema
 
 
 def test_the_same_seed_writes_the_same_files(tmp_path: Path) -> None:

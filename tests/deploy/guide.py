@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pronostico.config import PROJECT_ROOT
+from pronostico.core.config import PROJECT_ROOT
 
 GUIDE = PROJECT_ROOT / "implementation_guide.md"
 AWS_CLI = PROJECT_ROOT / "tools" / "awscli" / ".venv" / "bin" / "aws"

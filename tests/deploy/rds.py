@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pronostico.stack import processes
+from pronostico.local.stack import processes
 
 MASTER_USER = "pronostico"  # database.yaml's SecretStringTemplate
 DATABASE = "pronostico"

@@ -33,7 +33,7 @@ from typing import Any
 
 import requests
 
-from pronostico.config import PROJECT_ROOT
+from pronostico.core.config import PROJECT_ROOT
 from tests.deploy.guide import AWS_CLI, GuideRunner
 from tests.deploy.imds import InstanceMetadataService
 from tests.deploy.rds import TlsMariaDb
@@ -336,7 +336,7 @@ class Rehearsal:
             s3.download_file(self.bucket("raw"), key, str(raw / key))
         env = {**os.environ, "PRONOSTICO_HOME": str(home), "PRONOSTICO_STORAGE": "local",
                "PRONOSTICO_BUCKET_PREFIX": PREFIX}
-        command = [sys.executable, "-m", "pronostico.cli", "pipeline", "run", "--use-case", value["--use-case"],
+        command = [sys.executable, "-m", "pronostico.local.cli", "pipeline", "run", "--use-case", value["--use-case"],
                    "--run-id", value["--run-id"], *(a for key in inputs for a in ("--input", str(raw / key)))]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from cfnlint.decode import cfn_yaml
 
-from app.db import create_engine
+from pronostico.prediction_log.db import create_engine
 from tests.deploy.imds import InstanceMetadataService, StaticCredentials
 from tests.deploy.rds import TlsMariaDb, port_open, write_certificates
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import cfn_yaml
 
-from pronostico.config import PROJECT_ROOT
+from pronostico.core.config import PROJECT_ROOT
 
 TEMPLATES_DIR = PROJECT_ROOT / "cloudformation"
 BOOTSTRAP_DIR = PROJECT_ROOT / "bootstrap"

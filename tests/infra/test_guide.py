@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pronostico.pipeline import Step, emr_step
+from pronostico.pipeline.steps import Step, emr_step
 from tests.deploy.guide import GUIDE, guide_commands
 
 

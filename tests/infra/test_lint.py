@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pronostico.config import PROJECT_ROOT
+from pronostico.core.config import PROJECT_ROOT
 
 from .conftest import BOOTSTRAP_DIR, TEMPLATES_DIR, load_template, resources, tool
 

@@ -29,7 +29,7 @@ import pytest
 from moto import mock_aws
 from moto.cloudformation.parsing import get_model_map
 
-from pronostico.config import BUCKETS, PROJECT_ROOT
+from pronostico.core.config import BUCKETS, PROJECT_ROOT
 from tests.deploy.stacks import template_stem, topological_stacks
 
 from .conftest import BOOTSTRAP_DIR, TEMPLATES_DIR, load_template
@@ -68,7 +68,7 @@ def test_the_release_holds_the_templates_the_boot_script_and_the_source(release:
         names = set(archive.getnames())
     assert {"pyproject.toml", "uv.lock", "bootstrap/aws/web_instance.sh", "bootstrap/aws/airflow_instance.sh",
             "bootstrap/aws/common.sh", "bootstrap/local/ensure_uv.sh", "bootstrap/systemd/pronostico-web.service",
-            "bootstrap/emr/bootstrap.sh", "src/pronostico/config.py"} <= names
+            "bootstrap/emr/bootstrap.sh", "src/pronostico/core/config.py"} <= names
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pronostico.config import PROJECT_ROOT
+from pronostico.core.config import PROJECT_ROOT
 
 from .conftest import BOOTSTRAP_DIR
 
@@ -161,7 +161,7 @@ def test_make_aws_release_in_a_clean_clone_carries_the_source_and_the_vendored_f
     assert vendored >= VENDORED
     assert json.loads(members["src/app/static/vendor/versions.json"]) == locked_versions(clone)
     for source in ("pyproject.toml", "uv.lock", "bootstrap/local/ensure_uv.sh", "bootstrap/local/install_uv.py",
-                   "src/pronostico/config.py", "src/app/frontend/vendor.py"):
+                   "src/pronostico/core/config.py", "src/app/frontend/vendor.py"):
         assert members[source] == (clone / source).read_bytes(), source
     assert {path.name for path in (made_release / "cloudformation").glob("*.yaml")} >= {"main.yaml", "web.yaml"}
     assert (made_release / "boot.sh").read_bytes() == (clone / "bootstrap" / "aws" / "boot.sh").read_bytes()
@@ -173,7 +173,7 @@ def test_the_release_s_lambda_package_holds_the_handler_and_imports_with_the_sta
     with zipfile.ZipFile(package) as archive:
         names = set(archive.namelist())
         assert archive.read("lambda_trigger/handler.py") == (clone / "src/lambda_trigger/handler.py").read_bytes()
-    assert {"lambda_trigger/__init__.py", "pronostico/__init__.py", "pronostico/config.py"} <= names
+    assert {"lambda_trigger/__init__.py", "pronostico/__init__.py", "pronostico/core/config.py"} <= names
     imported = subprocess.run([str(PYTHON311), "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                                "from lambda_trigger.handler import handler; print(callable(handler))", str(package)],
                               capture_output=True, text=True, timeout=60, check=True)

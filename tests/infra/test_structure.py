@@ -7,8 +7,8 @@ import re
 import tomllib
 from typing import Any
 
-from pronostico.config import BUCKETS, PROJECT_ROOT
-from pronostico.usecases import USE_CASES
+from pronostico.core.config import BUCKETS, PROJECT_ROOT
+from pronostico.core.usecases import USE_CASES
 
 from .conftest import BOOTSTRAP_DIR, TEMPLATES_DIR, all_resources, resources
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pronostico.config import PROJECT_ROOT
+from pronostico.core.config import PROJECT_ROOT
 
 from .conftest import BOOTSTRAP_DIR
 
@@ -37,9 +37,9 @@ http {{
 
 
 def render_command(values: dict[str, str]) -> list[str]:
-    """web_instance.sh's render-nginx command line, with its shell variables given values."""
+    """web_instance.sh's nginx render command line, with its shell variables given values."""
     script = (BOOTSTRAP_DIR / "aws" / "web_instance.sh").read_text()
-    [line] = re.findall(r'"\$VENV/bin/python" -m pronostico\.stack\.web render-nginx .*?(?<!\\)\n', script, re.S)
+    [line] = re.findall(r'"\$VENV/bin/python" -m pronostico\.hosting\.nginx .*?(?<!\\)\n', script, re.S)
     line = line.replace("\\\n", " ")
     for name, value in values.items():
         line = line.replace(f'"${name}"', value).replace(f"${name}", value)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pronostico import storage
-from pronostico.serving import ServingModel
+from pronostico.core import storage
+from pronostico.core.serving import ServingModel
 from tests.fixtures.pipelines import TrainedRun
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

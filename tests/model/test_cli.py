@@ -17,7 +17,7 @@ def pronostico(*args: str, home: Path, models_uri: str | None = None) -> subproc
     env = {**os.environ, "PRONOSTICO_HOME": str(home)}
     if models_uri:
         env["PRONOSTICO_MODELS_URI"] = models_uri
-    return subprocess.run([sys.executable, "-m", "pronostico.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "pronostico.local.cli", *args], capture_output=True, text=True,
                           env=env, timeout=300, check=False)
 
 

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from pronostico import storage
-from pronostico.serving import ServingModel
+from pronostico.core import storage
+from pronostico.core.serving import ServingModel
 from tests.fixtures.pipelines import TrainedRun
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pronostico import storage
-from pronostico.data import run_data_uri
-from pronostico.pipeline import dataset_uri
-from pronostico.serving import ServingModel
-from pronostico.train import feature_rows
-from pronostico.usecases.matchups import MATCHUPS, TIERS, History
+from pronostico.core import storage
+from pronostico.core.layout import run_data_uri
+from pronostico.core.serving import ServingModel
+from pronostico.core.usecases.matchups import MATCHUPS, TIERS, History
+from pronostico.pipeline.steps import dataset_uri
+from pronostico.pipeline.train import feature_rows
 from tests.fixtures.pipelines import TrainedRun
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

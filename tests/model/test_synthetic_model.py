@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pronostico import storage
-from pronostico.config import load_settings
-from pronostico.pipeline import run_locally
-from pronostico.synthetic import synthetic_matches
+from pronostico.core import storage
+from pronostico.core.config import load_settings
+from pronostico.local.synthetic import synthetic_matches
+from pronostico.pipeline.steps import run_locally
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 QUICK = '{"num_trees": 30, "max_depth": [5], "min_instances_per_node": [20], "folds": 2}'

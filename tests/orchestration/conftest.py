@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from lambda_trigger.airflow_api import AirflowApi
-from pronostico.config import PROJECT_ROOT, Settings, load_settings
-from pronostico.stack import airflow, processes
+from pronostico.core.config import PROJECT_ROOT, Settings, load_settings
+from pronostico.local.stack import airflow, processes
 
 AIRFLOW_BIN = str(Path(sys.executable).parent / "airflow")
 DAGS_FOLDER = str(PROJECT_ROOT / "dags")

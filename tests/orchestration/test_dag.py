@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from pronostico.config import load_settings
-from pronostico.pipeline import pipeline_steps
+from pronostico.core.config import load_settings
+from pronostico.pipeline.steps import pipeline_steps
 from tests.orchestration.conftest import AIRFLOW_BIN, parse_dag
 
 
@@ -100,7 +100,7 @@ def test_no_deprecated_waiting_on_the_cluster(emr_dag: Any) -> None:
 
 def planned_request() -> dict[str, Any]:
     """The cluster request for one upload, as the cluster_request task builds it."""
-    from pronostico.orchestration import PlannedRun, cluster_request
+    from pronostico.orchestration.tasks import PlannedRun, cluster_request
 
     plan = PlannedRun("assets", ("s3://pronostico-dev-raw/assets/SPY.csv",))
     return cluster_request(load_settings(), [plan], "s3://b/code/v1", "s3__assets__x")

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from benchmarks.report import markdown_table
-from pronostico import storage
-from pronostico.config import load_settings
-from pronostico.registry import read_current
+from pronostico.core import storage
+from pronostico.core.config import load_settings
+from pronostico.core.registry import read_current
 from tests.code.test_registry import make_version
 from tests.orchestration.conftest import parse_dag
 
@@ -220,7 +220,7 @@ class PagedSteps:
 
 
 def test_step_ids_come_back_in_the_order_the_steps_were_given() -> None:
-    from pronostico.orchestration import cluster_step_ids
+    from pronostico.orchestration.tasks import cluster_step_ids
 
     client = PagedSteps([[{"Id": "s-3", "Name": "b: train"}, {"Id": "s-2", "Name": "b: convert"}],
                          [{"Id": "s-1", "Name": "a: train"}, {"Id": "s-0", "Name": "a: convert"}]])
@@ -234,7 +234,7 @@ def test_step_ids_come_back_in_the_order_the_steps_were_given() -> None:
      "the name 'a: train' is not unique"),
 ])
 def test_a_step_that_cannot_be_found_by_name_fails_loudly(listed: list[dict[str, str]], error: str) -> None:
-    from pronostico.orchestration import step_ids_in_order
+    from pronostico.orchestration.tasks import step_ids_in_order
 
     with pytest.raises(LookupError, match=error):
         step_ids_in_order(listed, ["a: convert", "a: train"], "j-1")
@@ -282,7 +282,7 @@ def test_a_failing_step_still_terminates_the_cluster_and_fails_the_run(aws: Any,
 
 
 def test_staging_the_same_code_twice_writes_it_once(aws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pronostico.orchestration import stage_code
+    from pronostico.orchestration.tasks import stage_code
 
     monkeypatch.setenv("PRONOSTICO_HOME", str(tmp_path))
     settings = load_settings()

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from lambda_trigger.events import dag_run_id
-from pronostico import storage
-from pronostico.registry import current_uri, read_current
-from pronostico.serving import load_current
-from pronostico.stack import processes, watcher
+from pronostico.core import storage
+from pronostico.core.registry import current_uri, read_current
+from pronostico.core.serving import load_current
+from pronostico.local.stack import processes, watcher
 from tests.orchestration.conftest import LiveAirflow
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]

@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from pronostico import storage
-from pronostico.config import Settings
-from pronostico.data import rejected_marker
-from pronostico.pipeline import SCRIPTS_DIR, pipeline_steps, quarantine_uri
-from pronostico.registry import current_uri, promote_candidate, read_current
+from pronostico.core import storage
+from pronostico.core.config import Settings
+from pronostico.core.layout import rejected_marker
+from pronostico.core.registry import current_uri, promote_candidate, read_current
+from pronostico.pipeline.steps import SCRIPTS_DIR, pipeline_steps, quarantine_uri
 from tests.code.test_registry import GOOD, make_version
 
 pytestmark = [pytest.mark.spark, pytest.mark.chaos]

@@ -19,9 +19,9 @@ from benchmarks.report import markdown_table
 from lambda_trigger import handler as trigger
 from lambda_trigger.airflow_api import AirflowRefused, AirflowUnavailable, MwaaApi
 from lambda_trigger.events import USE_CASE_NAMES, Upload, parse_event
-from pronostico import packaging
-from pronostico.config import AirflowSettings
-from pronostico.stack import processes
+from pronostico.core.config import AirflowSettings
+from pronostico.local.stack import processes
+from pronostico.orchestration import packaging
 from tests.orchestration.conftest import FlakyProxy, LiveAirflow
 
 ALLOWED_RUN_ID = re.compile(r"^[A-Za-z0-9_.~:+-]+$")  # Airflow's [scheduler] allowed_run_id_pattern
@@ -78,7 +78,7 @@ def test_run_ids_are_deterministic_per_object_version() -> None:
 
 
 def test_the_handler_knows_the_same_use_cases_as_the_package() -> None:
-    from pronostico.usecases import USE_CASES
+    from pronostico.core.usecases import USE_CASES
 
     assert set(USE_CASE_NAMES) == set(USE_CASES)
 

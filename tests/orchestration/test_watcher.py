@@ -17,10 +17,10 @@ import pytest
 from benchmarks.report import markdown_table
 from lambda_trigger import handler as trigger
 from lambda_trigger.events import parse_event
-from pronostico import storage
-from pronostico.config import Settings
-from pronostico.stack import processes
-from pronostico.stack.watcher import LocalBucketWatcher, open_for_writing
+from pronostico.core import storage
+from pronostico.core.config import Settings
+from pronostico.local.stack import processes
+from pronostico.local.stack.watcher import LocalBucketWatcher, open_for_writing
 from tests.orchestration.conftest import LiveAirflow
 
 BARS = b"date,symbol,open,high,low,close,volume\n" + b"".join(

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from pronostico import storage
-from pronostico.config import Settings, load_settings
-from pronostico.stack import processes
+from pronostico.core import storage
+from pronostico.core.config import Settings, load_settings
+from pronostico.local.stack import processes
 
 SHARED_MARIADB_PORT = 3306
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
@@ -55,16 +55,16 @@ def runner(app: Any) -> Any:
 @pytest.fixture
 def migrated_app(app: Any) -> Any:
     """The app with its SQLite prediction log migrated to head."""
-    from app import db
+    from pronostico.prediction_log import db
 
     db.upgrade(app.config["DB_URL"])
     return app
 
 
 def ship_all(app: Any) -> int:
-    """Run the log shipper over the app's spool once, as `python -m app.log_shipper --drain` does."""
-    from app import db
-    from app.log_shipper import LogShipper
+    """Run the log shipper over the app's spool once, as `python -m pronostico.prediction_log.shipper --drain` does."""
+    from pronostico.prediction_log import db
+    from pronostico.prediction_log.shipper import LogShipper
 
     engine = db.create_engine(app.config["DB_URL"])
     try:
@@ -236,7 +236,7 @@ def copy_models(models_uri: str, target: Path) -> str:
 def web_stack(trained_models: str, mariadb: MariaDB, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """nginx on a free port in front of two gunicorn instances and the log shipper, logging to a MariaDB database
     of its own through a link the outage test can cut. Stopped, process groups and all, at the end."""
-    from pronostico.stack import web
+    from pronostico.local.stack import web
 
     home = tmp_path_factory.mktemp("web-stack")
     database = f"pronostico_stack_{uuid.uuid4().hex[:8]}"

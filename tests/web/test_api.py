@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.spool import SpoolReader
+from pronostico.prediction_log.spool import SpoolReader
 
 BRAZIL_ARGENTINA = {"home_team": "Brazil", "away_team": "Argentina", "neutral": True}
 

@@ -6,7 +6,7 @@ import json
 import shutil
 import threading
 
-from pronostico import registry, storage
+from pronostico.core import registry, storage
 from tests.web.conftest import app_config, copy_models
 
 

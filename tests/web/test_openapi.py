@@ -19,7 +19,7 @@ EXAMPLES = 30
 @pytest.fixture(scope="module")
 def fuzzed_app(trained_models, tmp_path_factory):
     from app import create_app
-    from app.db import upgrade
+    from pronostico.prediction_log.db import upgrade
 
     config = app_config(trained_models, tmp_path_factory.mktemp("fuzz"))
     upgrade(config["DB_URL"])

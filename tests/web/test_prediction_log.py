@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from app import db
-from app.log_shipper import DatabaseAway, LogShipper
-from app.prediction_log import log_line, metadata
-from app.spool import SpoolReader, SpoolUnavailable, SpoolWriter, writer_counters
-from pronostico.stack import processes
+from pronostico.local.stack import processes
+from pronostico.prediction_log import db
+from pronostico.prediction_log.schema import log_line, metadata
+from pronostico.prediction_log.shipper import DatabaseAway, LogShipper
+from pronostico.prediction_log.spool import SpoolReader, SpoolUnavailable, SpoolWriter, writer_counters
 
 VIEWS = {"prediction_hourly", "prediction_daily", "prediction_top_matchups", "prediction_top_teams",
          "prediction_top_symbols", "prediction_outcomes"}

@@ -18,11 +18,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from app import db
-from app.log_shipper import read_status
 from benchmarks.report import markdown_table
-from pronostico import registry
-from pronostico.stack import processes, web
+from pronostico.core import registry
+from pronostico.hosting import nginx
+from pronostico.local.stack import processes, web
+from pronostico.prediction_log import db
+from pronostico.prediction_log.shipper import read_status
 from tests.web.conftest import Stack
 
 pytestmark = pytest.mark.slow
@@ -109,7 +110,7 @@ def traffic(stack: Stack, limit_seconds: float = 60.0, clients: int = 1) -> Iter
 def extra_nginx(stack: Stack, name: str, upstreams: list[str], **options) -> Iterator[str]:
     """Another nginx from the same template, with its own options, in front of the given upstreams."""
     port = processes.free_port()
-    site = web.render_site(port, upstreams, web.STATIC_DIR, listen_address="127.0.0.1", **options)
+    site = nginx.render_site(port, upstreams, nginx.STATIC_DIR, listen_address="127.0.0.1", **options)
     service = web.nginx_service(stack.settings, web.write_local_nginx(stack.settings, site, name), port, name)
     running = processes.start(service, stack.settings.run_dir, stack.settings.logs_dir)
     try:

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pronostico import storage
-from pronostico.config import Settings, load_settings
-from pronostico.usecases import USE_CASES, RequestError
-from pronostico.usecases.matchups import TIERS
+from pronostico.core import storage
+from pronostico.core.config import Settings, load_settings
+from pronostico.core.usecases import USE_CASES, RequestError
+from pronostico.core.usecases.matchups import TIERS
 
 EXIT_USAGE = 2
 
@@ -114,7 +114,7 @@ def _orchestration_commands(commands: Any) -> None:
 
 
 def cmd_watch(args: argparse.Namespace, settings: Settings) -> int:
-    from pronostico.stack import watcher
+    from pronostico.local.stack import watcher
 
     return watcher.main()
 
@@ -135,7 +135,7 @@ def cmd_trigger(args: argparse.Namespace, settings: Settings) -> int:
 
 def upload_event(settings: Settings, use_case: str, key: str) -> dict[str, Any]:
     """The S3 notification an upload of this raw-bucket key sends, built from the object as it is now."""
-    from pronostico.stack.watcher import s3_event
+    from pronostico.local.stack.watcher import s3_event
 
     if not key.startswith(f"{use_case}/"):
         raise ValueError(f"the key must be under {use_case}/, e.g. {use_case}/file.csv")
@@ -145,8 +145,8 @@ def upload_event(settings: Settings, use_case: str, key: str) -> dict[str, Any]:
 
 
 def cmd_pipeline_run(args: argparse.Namespace, settings: Settings) -> int:
-    from pronostico.pipeline import StepFailed, run_locally
-    from pronostico.train import TrainConfig
+    from pronostico.pipeline.steps import StepFailed, run_locally
+    from pronostico.pipeline.train import TrainConfig
 
     TrainConfig.from_json(args.params)  # a typo in --params fails here, not minutes later inside Spark
     run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
@@ -165,7 +165,7 @@ def cmd_pipeline_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
-    from pronostico.serving import load_current
+    from pronostico.core.serving import load_current
 
     model = load_current(settings.models_uri, args.use_case)
     if args.use_case == "matchups":
@@ -191,7 +191,7 @@ def _describe_answer(answer: dict[str, Any]) -> str:
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
-    from pronostico.registry import list_versions
+    from pronostico.core.registry import list_versions
 
     use_cases = [args.use_case] if args.use_case else sorted(USE_CASES)
     listing = {uc: list_versions(settings.models_uri, uc) for uc in use_cases}
@@ -216,7 +216,7 @@ def _describe_version(v: dict[str, Any]) -> str:
 
 
 def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
-    from pronostico.registry import promote_candidate
+    from pronostico.core.registry import promote_candidate
 
     decision = promote_candidate(settings.models_uri, args.use_case, args.version)
     print(f"{'promoted' if decision.promoted else 'kept the champion'}: {decision.reason}")
@@ -224,7 +224,7 @@ def cmd_models_promote(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from pronostico.registry import rollback
+    from pronostico.core.registry import rollback
 
     rollback(settings.models_uri, args.use_case, args.version)
     print(f"{args.use_case}: current.json now points at {args.version}")
@@ -232,7 +232,7 @@ def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_data_synthetic(args: argparse.Namespace, settings: Settings) -> int:
-    from pronostico.synthetic import write_demo_data
+    from pronostico.local.synthetic import write_demo_data
 
     for path in write_demo_data(args.out, args.seed, args.matches):
         print(path)

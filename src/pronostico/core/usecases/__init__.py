@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pronostico.usecases.assets import ASSETS
-from pronostico.usecases.base import RequestError, UseCase
-from pronostico.usecases.matchups import MATCHUPS
+from pronostico.core.usecases.assets import ASSETS
+from pronostico.core.usecases.base import RequestError, UseCase
+from pronostico.core.usecases.matchups import MATCHUPS
 
 USE_CASES: dict[str, UseCase] = {uc.name: uc for uc in (MATCHUPS, ASSETS)}
 

@@ -16,8 +16,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pronostico import storage
-from pronostico.usecases.base import MAX_TEXT_LENGTH, ColumnSpec, RawSchema, UseCase
+from pronostico.core import layout, storage
+from pronostico.core.layout import rejected_marker, run_data_uri, run_quarantine_uri, run_report_uri
+from pronostico.core.usecases.base import MAX_TEXT_LENGTH, ColumnSpec, RawSchema, UseCase
 
 HEADER_PROBE_BYTES = 64 * 1024
 DEFAULT_MAX_BAD_FRACTION = 0.05
@@ -67,23 +68,6 @@ class ConvertReport:
         return data
 
 
-# Where one run's dataset, report and quarantine live; a re-run overwrites them (idempotent).
-def run_data_uri(dataset_uri: str, run_id: str) -> str:
-    return storage.join(dataset_uri, f"run={storage.safe_name(run_id)}")
-
-
-def run_report_uri(dataset_uri: str, run_id: str) -> str:
-    return storage.join(dataset_uri, "_reports", f"run={storage.safe_name(run_id)}.json")
-
-
-def run_quarantine_uri(quarantine_uri: str, run_id: str) -> str:
-    return storage.join(quarantine_uri, storage.safe_name(run_id))
-
-
-def rejected_marker(quarantine_uri: str, etag: str) -> str:
-    return storage.join(quarantine_uri, "rejected", f"{storage.safe_name(etag)}.json")
-
-
 def detect_schema(use_case: UseCase, uri: str) -> tuple[RawSchema, list[str]]:
     """The schema whose columns the file's header holds, or FileRejected with what is wrong."""
     head = storage.read_head(uri, HEADER_PROBE_BYTES)
@@ -106,7 +90,7 @@ def detect_schema(use_case: UseCase, uri: str) -> tuple[RawSchema, list[str]]:
 
 def raw_inputs(raw_uri: str, use_case: str) -> list[storage.ObjectInfo]:
     """Every CSV under raw/<use_case>/, sorted by key."""
-    return storage.list_objects(storage.join(raw_uri, use_case), suffix=".csv")
+    return storage.list_objects(layout.raw_prefix(raw_uri, use_case), suffix=".csv")
 
 
 def is_rejected(quarantine_uri: str, etag: str) -> bool:

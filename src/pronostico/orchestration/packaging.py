@@ -3,7 +3,7 @@
 The same sources always give the same bytes (sorted entries, fixed timestamps, no caches), so a digest of the
 archive names a code version, and staging the same code twice writes nothing new.
 
-    python -m pronostico.packaging lambda-zip dist/lambda_trigger.zip
+    python -m pronostico.orchestration.packaging lambda-zip dist/lambda_trigger.zip
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pronostico
 
 SOURCE_ROOT = Path(pronostico.__file__).resolve().parent.parent  # src/, or site-packages/ when installed
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-# The handler imports pronostico.config only, which needs nothing but the standard library.
-LAMBDA_MODULES = ("pronostico/__init__.py", "pronostico/config.py")
+# The handler imports pronostico.core.config only, which needs nothing but the standard library.
+LAMBDA_MODULES = ("pronostico/__init__.py", "pronostico/core/__init__.py", "pronostico/core/config.py")
 
 
 def package_files(package_dir: Path, root: Path) -> list[tuple[Path, str]]:
@@ -41,9 +41,17 @@ def build_zip(entries: Iterable[tuple[Path, str]]) -> bytes:
     return buffer.getvalue()
 
 
+# What runs on the cluster: the core and the Spark jobs. Orchestration, the prediction log and the local tooling stay
+# off it (a test checks that the zip's modules import nothing outside it).
+EMR_PACKAGES = ("pronostico/core", "pronostico/pipeline")
+
+
 def pronostico_zip() -> bytes:
-    """The pronostico package, importable from the zip (spark-submit --py-files)."""
-    return build_zip(package_files(SOURCE_ROOT / "pronostico", SOURCE_ROOT))
+    """The packages the Spark steps import, importable from the zip (spark-submit --py-files)."""
+    entries = [(SOURCE_ROOT / "pronostico/__init__.py", "pronostico/__init__.py")]
+    for package in EMR_PACKAGES:
+        entries += package_files(SOURCE_ROOT / package, SOURCE_ROOT)
+    return build_zip(entries)
 
 
 def lambda_zip() -> bytes:

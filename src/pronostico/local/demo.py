@@ -21,10 +21,10 @@ from typing import Any
 
 from lambda_trigger.airflow_api import AirflowUnavailable
 from lambda_trigger.events import dag_run_id
-from pronostico import storage
-from pronostico.config import Settings, load_settings
-from pronostico.registry import read_current
-from pronostico.stack import airflow, processes, watcher
+from pronostico.core import storage
+from pronostico.core.config import Settings, load_settings
+from pronostico.core.registry import read_current
+from pronostico.local.stack import airflow, processes, watcher
 
 SAMPLE_MATCHUPS = {"real": ("Brazil", "Argentina"), "synthetic": ("Syldavia", "Borduria")}
 TERMINAL = ("success", "failed")
@@ -45,7 +45,7 @@ def demo_inputs(settings: Settings) -> tuple[str, dict[str, list[Path]]]:
     if (shared / "matchups").is_dir() and (shared / "assets").is_dir():
         return "real", {"matchups": [shared / "matchups" / "international_matches.csv"],
                         "assets": sorted((shared / "assets").glob("*.csv"))}
-    from pronostico.synthetic import write_demo_data
+    from pronostico.local.synthetic import write_demo_data
 
     out = settings.home / "demo-data"
     if not (out / "matchups").is_dir():
@@ -55,8 +55,9 @@ def demo_inputs(settings: Settings) -> tuple[str, dict[str, list[Path]]]:
 
 
 def web_stack() -> Any:
-    """pronostico.stack.web, once the web tier is part of the package."""
-    return importlib.import_module("pronostico.stack.web") if importlib.util.find_spec("pronostico.stack.web") else None
+    """pronostico.local.stack.web, once the web tier is part of the package."""
+    name = "pronostico.local.stack.web"
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None
 
 
 def up(settings: Settings) -> int:
@@ -149,7 +150,7 @@ def run_state(client: Any, run_id: str) -> str:
 
 
 def show_predictions(kind: str, inputs: dict[str, list[Path]]) -> None:
-    from pronostico.cli import main as cli
+    from pronostico.local.cli import main as cli
 
     home, away = SAMPLE_MATCHUPS[kind]
     cli(["predict", "matchups", "--home", home, "--away", away, "--neutral"])

@@ -1,16 +1,16 @@
-"""Alembic's environment for the prediction log: the URL comes from app.db (PRONOSTICO_DB_URL)."""
+"""Alembic's environment for the prediction log: the URL comes from pronostico.prediction_log.db (PRONOSTICO_DB_URL)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from app.db import create_engine
+from pronostico.prediction_log.db import create_engine
 
 config = context.config
 
 
 def database_url() -> str:
-    from pronostico.config import load_settings
+    from pronostico.core.config import load_settings
 
     return config.attributes.get("db_url") or load_settings().db_url
 

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from pronostico.core.forest import Forest
+    from pronostico.core.usecases.base import UseCase
 
 EPSILON = 1e-15  # Spark's log-loss evaluator clips probabilities the same way
 
@@ -47,3 +53,12 @@ def compare_to_baselines(model: dict[str, Any], baselines: dict[str, dict[str, A
                "beats_baseline": model["log_loss"] < b["log_loss"]}
         for name, b in baselines.items()
     }
+
+
+def served_probabilities(use_case: UseCase, forest: Forest, frame: pd.DataFrame,
+                         features: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """What the web tier would answer for each original row of `frame` (mirrors folded in)."""
+    columns = features or list(use_case.feature_names)
+    probabilities = forest.predict_proba(frame[columns].to_numpy()) if len(frame) \
+        else np.empty((0, len(use_case.classes)))
+    return use_case.fold_mirrors(frame, probabilities)

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from pronostico import evaluate, storage
-from pronostico.forest import Forest
-from pronostico.train import served_probabilities, version_uri
-from pronostico.usecases import UseCase, get_use_case
+from pronostico.core import evaluate, layout, storage
+from pronostico.core.forest import Forest
+from pronostico.core.layout import current_uri, version_uri
+from pronostico.core.usecases import UseCase, get_use_case
 
 MIN_FAIR_ROWS = 50
 TOLERANCE = 1e-12  # the same model retrained on the same data must count as "not worse"
@@ -38,10 +38,6 @@ class Decision:
     decided_at: str = ""
 
 
-def current_uri(models_uri: str, use_case: str) -> str:
-    return storage.join(models_uri, use_case, "current.json")
-
-
 def read_current(models_uri: str, use_case: str) -> dict[str, Any] | None:
     uri = current_uri(models_uri, use_case)
     return storage.read_json(uri) if storage.exists(uri) else None
@@ -49,15 +45,15 @@ def read_current(models_uri: str, use_case: str) -> dict[str, Any] | None:
 
 def list_versions(models_uri: str, use_case: str) -> list[dict[str, Any]]:
     """Complete versions (those with a manifest), oldest first, with their headline metrics."""
-    base = storage.join(models_uri, use_case, "versions")
+    base = layout.versions_uri(models_uri, use_case)
     current = (read_current(models_uri, use_case) or {}).get("version")
     found = []
-    for info in storage.list_objects(base, suffix="manifest.json"):
+    for info in storage.list_objects(base, suffix=layout.MANIFEST):
         manifest = storage.read_json(info.uri)
         version_dir = info.uri.rsplit("/", 1)[0]
-        metrics_uri = storage.join(version_dir, "metrics.json")
+        metrics_uri = storage.join(version_dir, layout.METRICS)
         metrics = storage.read_json(metrics_uri) if storage.exists(metrics_uri) else {}
-        promotion_uri = storage.join(version_dir, "promotion.json")
+        promotion_uri = storage.join(version_dir, layout.PROMOTION)
         found.append({"version": manifest["version"], "created_at": manifest["created_at"],
                       "current": manifest["version"] == current, "manifest": manifest, "metrics": metrics,
                       "promotion": storage.read_json(promotion_uri) if storage.exists(promotion_uri) else None})
@@ -75,16 +71,16 @@ class Candidate:
 
 def load_version(models_uri: str, use_case: str, version: str) -> Candidate:
     uri = version_uri(models_uri, use_case, version)
-    if not storage.exists(storage.join(uri, "manifest.json")):
+    if not storage.exists(storage.join(uri, layout.MANIFEST)):
         raise FileNotFoundError(f"no complete version {version} of {use_case} under {models_uri}")
-    return Candidate(version, storage.read_json(storage.join(uri, "manifest.json")),
-                     storage.read_json(storage.join(uri, "metrics.json")),
-                     Forest.from_bytes(storage.read_bytes(storage.join(uri, "forest.npz"))),
-                     storage.read_json(storage.join(uri, "features.json")))
+    return Candidate(version, storage.read_json(storage.join(uri, layout.MANIFEST)),
+                     storage.read_json(storage.join(uri, layout.METRICS)),
+                     Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))),
+                     storage.read_json(storage.join(uri, layout.FEATURES)))
 
 
 def load_holdout(models_uri: str, use_case: str, version: str) -> pd.DataFrame:
-    data = storage.read_bytes(storage.join(version_uri(models_uri, use_case, version), "holdout.parquet"))
+    data = storage.read_bytes(layout.version_file(models_uri, use_case, version, layout.HOLDOUT))
     return pd.read_parquet(io.BytesIO(data))
 
 
@@ -114,12 +110,12 @@ def judge(use_case: UseCase, candidate: Candidate, champion: Candidate, holdout:
                   f"{'beats' if beats else 'does not beat'} every baseline")
         return Decision(**base, promoted=beats, reason=reason)
     fair = holdout[holdout["date"] > champion.manifest["training_range"]["end"]].reset_index(drop=True)
-    rows, candidate_p = served_probabilities(use_case, candidate.forest, fair, candidate.features)
+    rows, candidate_p = evaluate.served_probabilities(use_case, candidate.forest, fair, candidate.features)
     if len(rows) < MIN_FAIR_ROWS:
         return Decision(**base, promoted=False, rows_compared=len(rows),
                         reason=(f"only {len(rows)} holdout rows are newer than the champion's training "
                                 f"data (need {MIN_FAIR_ROWS}): no fair comparison, champion kept"))
-    _, champion_p = served_probabilities(use_case, champion.forest, fair, champion.features)
+    _, champion_p = evaluate.served_probabilities(use_case, champion.forest, fair, champion.features)
     labels = rows["label"].to_numpy().astype(int)
     ours, theirs = evaluate.log_loss(labels, candidate_p), evaluate.log_loss(labels, champion_p)
     promoted = ours <= theirs + TOLERANCE
@@ -133,7 +129,7 @@ def judge(use_case: UseCase, candidate: Candidate, champion: Candidate, holdout:
 def _record(models_uri: str, decision: Decision, previous: str | None) -> Decision:
     decision = Decision(**{**asdict(decision), "decided_at": datetime.now(UTC).isoformat(timespec="seconds")})
     vuri = version_uri(models_uri, decision.use_case, decision.candidate)
-    storage.write_json(storage.join(vuri, "promotion.json"), asdict(decision))
+    storage.write_json(storage.join(vuri, layout.PROMOTION), asdict(decision))
     if decision.promoted and previous != decision.candidate:
         _point_current(models_uri, decision.use_case, decision.candidate, previous, decision.reason)
     return decision

@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 import pronostico
-from pronostico import evaluate, storage
-from pronostico.forest import Forest
-from pronostico.usecases.base import UseCase
+from pronostico.core import evaluate, layout, storage
+from pronostico.core.forest import Forest
+from pronostico.core.layout import version_uri
+from pronostico.core.usecases.base import UseCase
 
 PARITY_TOLERANCE = 1e-9
 ROWS_PER_PARTITION = 10_000
@@ -64,10 +65,6 @@ class TrainResult:
 
 def new_version() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def version_uri(models_uri: str, use_case: str, version: str) -> str:
-    return storage.join(models_uri, use_case, "versions", version)
 
 
 class Stopwatch:
@@ -214,9 +211,9 @@ def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, 
 
 def write_spark_model(spark: Any, model: Any, uri: str) -> Forest:
     """Save Spark's own model, then read its node table back into the JVM-free forest."""
-    model.write().overwrite().save(storage.join(uri, "spark_model"))
+    model.write().overwrite().save(storage.join(uri, layout.SPARK_MODEL))
     rf_stage = model.stages[-1]
-    stage_dir = storage.join(uri, "spark_model", "stages", f"1_{rf_stage.uid}", "data")
+    stage_dir = storage.join(uri, layout.SPARK_MODEL, "stages", f"1_{rf_stage.uid}", "data")
     nodes = spark.read.parquet(stage_dir).collect()
     trees: dict[int, list[dict]] = {}
     for row in nodes:
@@ -240,7 +237,7 @@ def holdout_metrics(use_case: UseCase, forest: Forest, rows: pd.DataFrame, holdo
     """Metrics of the served predictor and of each baseline, on the same holdout rows."""
     holdout = rows[rows["date"] >= holdout_start].reset_index(drop=True)
     train_rows = use_case.original_rows(rows[rows["date"] < holdout_start])
-    scored_rows, probabilities = served_probabilities(use_case, forest, holdout)
+    scored_rows, probabilities = evaluate.served_probabilities(use_case, forest, holdout)
     labels = scored_rows["label"].to_numpy().astype(int)
     model = evaluate.classification_metrics(labels, probabilities, use_case.classes)
     baselines = {name: evaluate.classification_metrics(labels, p, use_case.classes)
@@ -254,15 +251,6 @@ def holdout_metrics(use_case: UseCase, forest: Forest, rows: pd.DataFrame, holdo
                   "holdout_rows": len(scored_rows),
                   "note": "the most recent rows by date are held out; tuning used blocked time folds"},
     }
-
-
-def served_probabilities(use_case: UseCase, forest: Forest, frame: pd.DataFrame,
-                         features: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """What the web tier would answer for each original row of `frame` (mirrors folded in)."""
-    columns = features or list(use_case.feature_names)
-    probabilities = forest.predict_proba(frame[columns].to_numpy()) if len(frame) \
-        else np.empty((0, len(use_case.classes)))
-    return use_case.fold_mirrors(frame, probabilities)
 
 
 def build_manifest(use_case: UseCase, version: str, run_id: str, rows: pd.DataFrame, holdout_start: str,
@@ -303,12 +291,12 @@ def build_manifest(use_case: UseCase, version: str, run_id: str, rows: pd.DataFr
 
 def write_artifact(uri: str, use_case: UseCase, forest: Forest, metrics: dict[str, Any],
                    snapshot: dict[str, Any], holdout: pd.DataFrame, manifest: dict[str, Any]) -> None:
-    storage.write_bytes(storage.join(uri, "forest.npz"), forest.to_bytes())
-    storage.write_json(storage.join(uri, "features.json"), list(use_case.feature_names))
-    storage.write_json(storage.join(uri, "metrics.json"), metrics)
-    storage.write_json(storage.join(uri, "entities.json"), snapshot)
+    storage.write_bytes(storage.join(uri, layout.FOREST), forest.to_bytes())
+    storage.write_json(storage.join(uri, layout.FEATURES), list(use_case.feature_names))
+    storage.write_json(storage.join(uri, layout.METRICS), metrics)
+    storage.write_json(storage.join(uri, layout.ENTITIES), snapshot)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "holdout.parquet"
         holdout.to_parquet(path, index=False)
-        storage.write_bytes(storage.join(uri, "holdout.parquet"), path.read_bytes())
-    storage.write_json(storage.join(uri, "manifest.json"), manifest)  # last: marks the version complete
+        storage.write_bytes(storage.join(uri, layout.HOLDOUT), path.read_bytes())
+    storage.write_json(storage.join(uri, layout.MANIFEST), manifest)  # last: marks the version complete

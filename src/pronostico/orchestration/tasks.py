@@ -22,10 +22,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pronostico
-from pronostico import data, packaging, storage
-from pronostico.config import PROJECT_ROOT, Settings
-from pronostico.pipeline import SCRIPTS_DIR, StepFailed, emr_step, pipeline_steps, quarantine_uri, run_step_locally
-from pronostico.usecases import USE_CASES, get_use_case
+from pronostico.core import layout, storage
+from pronostico.core.config import PROJECT_ROOT, Settings
+from pronostico.core.usecases import USE_CASES, get_use_case
+from pronostico.orchestration import packaging
+from pronostico.pipeline import convert as data
+from pronostico.pipeline.steps import (
+    SCRIPTS_DIR,
+    StepFailed,
+    emr_step,
+    pipeline_steps,
+    quarantine_uri,
+    run_step_locally,
+)
 
 LOG = logging.getLogger(__name__)
 EMR_BOOTSTRAP = PROJECT_ROOT / "bootstrap" / "emr" / "bootstrap.sh"
@@ -140,8 +149,8 @@ def _training_inputs(settings: Settings, use_case: str) -> tuple[str, ...]:
 
 def champion_inputs(settings: Settings, use_case: str) -> set[tuple[str, str]]:
     """(uri, etag) of each input the serving model was trained on; empty when nothing is serving."""
-    from pronostico.registry import read_current
-    from pronostico.train import version_uri
+    from pronostico.core.layout import version_uri
+    from pronostico.core.registry import read_current
 
     current = read_current(settings.models_uri, use_case)
     if not current:
@@ -152,7 +161,7 @@ def champion_inputs(settings: Settings, use_case: str) -> set[tuple[str, str]]:
 
 
 def _train_params(value: Any) -> str:
-    from pronostico.train import TrainConfig
+    from pronostico.pipeline.train import TrainConfig
 
     text = json.dumps(value, sort_keys=True) if isinstance(value, Mapping) else str(value or "")
     try:
@@ -247,7 +256,7 @@ def cluster_request(settings: Settings, plans: Sequence[PlannedRun], code_uri: s
         "Steps": emr_steps(settings, plans, code_uri, run_id),
         "AutoTerminationPolicy": {"IdleTimeout": emr.idle_timeout_seconds},  # the backstop if teardown never runs
         "BootstrapActions": [{"Name": "python3.11 and the pinned numpy/pandas/pyarrow",
-                              "ScriptBootstrapAction": {"Path": storage.join(code_uri, "bootstrap/emr/bootstrap.sh")}}],
+                              "ScriptBootstrapAction": {"Path": storage.join(code_uri, layout.EMR_BOOTSTRAP)}}],
         "Configurations": [
             {"Classification": "spark-env",
              "Configurations": [{"Classification": "export", "Properties": {"PYSPARK_PYTHON": PYSPARK_PYTHON}}]},
@@ -284,13 +293,13 @@ def step_ids_in_order(listed: Iterable[Mapping[str, Any]], step_names: Sequence[
 
 def code_archive() -> dict[str, bytes]:
     """What EMR needs, by path under <artifacts>/code/<code version>/."""
-    files = {"pronostico.zip": packaging.pronostico_zip()}
+    files = {layout.PACKAGE_ZIP: packaging.pronostico_zip()}
     scripts = sorted(SCRIPTS_DIR.glob("*.py"))
     if not scripts:
         raise FileNotFoundError(f"no Spark scripts in {SCRIPTS_DIR}")
-    files.update({f"emr_scripts/{path.name}": path.read_bytes() for path in scripts})
+    files.update({f"{layout.EMR_SCRIPTS}/{path.name}": path.read_bytes() for path in scripts})
     if EMR_BOOTSTRAP.exists():
-        files["bootstrap/emr/bootstrap.sh"] = EMR_BOOTSTRAP.read_bytes()
+        files[layout.EMR_BOOTSTRAP] = EMR_BOOTSTRAP.read_bytes()
     return files
 
 
@@ -298,8 +307,8 @@ def stage_code(settings: Settings) -> str:
     """Copy the code to the artifacts bucket once per code version; return the version's URI."""
     files = code_archive()
     version = f"{pronostico.__version__}-{packaging.digest(*(files[name] for name in sorted(files)))[:12]}"
-    code_uri = storage.join(settings.artifacts_uri, "code", version)
-    marker = storage.join(code_uri, "code.json")
+    code_uri = layout.code_uri(settings.artifacts_uri, version)
+    marker = storage.join(code_uri, layout.CODE_MARKER)
     if storage.exists(marker):
         LOG.info("code version %s is already staged at %s", version, code_uri)
         return code_uri
@@ -320,7 +329,7 @@ def present(**fields: Any) -> dict[str, Any]:
 
 def promote(settings: Settings, plans: Sequence[PlannedRun], run_id: str) -> list[dict[str, Any]]:
     """The promotion gate for the version this run trained, per use case."""
-    from pronostico.registry import promote_candidate, version_for_run
+    from pronostico.core.registry import promote_candidate, version_for_run
 
     decisions = []
     for plan in plans:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 BUCKETS = ("raw", "processed", "models", "artifacts")
 
 
@@ -55,7 +55,7 @@ class AirflowSettings:
 
 @dataclass(frozen=True)
 class WatcherSettings:
-    """The local stand-in for S3 event notifications (pronostico.stack.watcher)."""
+    """The local stand-in for S3 event notifications (pronostico.local.stack.watcher)."""
 
     poll_seconds: float = 1.0
     settle_seconds: float = 2.0  # a file must keep its size and mtime this long before it counts as uploaded
@@ -73,7 +73,7 @@ class WebSettings:
     shipper_batch_rows: int = 500  # spooled predictions per INSERT transaction
     shipper_idle_seconds: float = 0.25  # how long the shipper sleeps when the spool has nothing new
     # when an answer may leave: "interval" once its log line is in the page cache, flushed within spool_sync_ms by a
-    # background thread; "each" once it is flushed (app/spool.py, README "Nothing is lost")
+    # background thread; "each" once it is flushed (pronostico/prediction_log/spool.py, README "Nothing is lost")
     spool_sync: str = "interval"
     spool_sync_ms: float = 10.0
 

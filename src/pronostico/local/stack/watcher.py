@@ -11,7 +11,7 @@ runs, `lambda_trigger.handler.handler`, which triggers the local Airflow.
 - If Airflow cannot be reached, the handler raises after its retries; the watcher logs it loudly and re-drives
   the same event on a later poll, with backoff, like Lambda's retries.
 
-Runs as the `watcher` service: `python -m pronostico.stack.watcher` (or `pronostico watch`).
+Runs as the `watcher` service: `python -m pronostico.local.stack.watcher` (or `pronostico watch`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-from pronostico import storage
-from pronostico.config import Settings, load_settings
-from pronostico.stack import processes
+from pronostico.core import storage
+from pronostico.core.config import Settings, load_settings
+from pronostico.local.stack import processes
 
 SERVICE = "watcher"
 LOG = logging.getLogger("pronostico.watcher")
@@ -183,7 +183,8 @@ def _lambda_handler() -> Deliver:
 
 def watcher_service(settings: Settings) -> processes.Service:
     env = {"PRONOSTICO_HOME": str(settings.home), "PRONOSTICO_AIRFLOW_URL": settings.airflow.url}
-    return processes.Service(SERVICE, [sys.executable, "-m", "pronostico.stack.watcher"], env=env, stop_timeout=15.0)
+    command = [sys.executable, "-m", "pronostico.local.stack.watcher"]
+    return processes.Service(SERVICE, command, env=env, stop_timeout=15.0)
 
 
 def start(settings: Settings) -> processes.Running:

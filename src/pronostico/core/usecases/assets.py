@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pronostico.usecases.base import (
+from pronostico.core.usecases.base import (
     ColumnSpec,
     InputField,
     RawSchema,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pronostico import storage
-from pronostico.config import PROJECT_ROOT, Settings
-from pronostico.usecases import get_use_case
+from pronostico.core import layout, storage
+from pronostico.core.config import PROJECT_ROOT, Settings
+from pronostico.core.usecases import get_use_case
 
 SCRIPTS_DIR = PROJECT_ROOT / "emr_scripts"
 RESULT_PREFIX = "PRONOSTICO_RESULT "
@@ -40,11 +40,11 @@ class StepFailed(RuntimeError):
 
 
 def dataset_uri(settings: Settings, use_case: str) -> str:
-    return storage.join(settings.processed_uri, use_case, get_use_case(use_case).dataset)
+    return layout.dataset_uri(settings.processed_uri, use_case, get_use_case(use_case).dataset)
 
 
 def quarantine_uri(settings: Settings, use_case: str) -> str:
-    return storage.join(settings.processed_uri, "quarantine", use_case)
+    return layout.quarantine_uri(settings.processed_uri, use_case)
 
 
 def pipeline_steps(settings: Settings, use_case: str, input_uris: Sequence[str], run_id: str,
@@ -68,8 +68,8 @@ def emr_step(step: Step, code_uri: str, use_case: str) -> dict[str, Any]:
         "HadoopJarStep": {
             "Jar": "command-runner.jar",
             "Args": ["spark-submit", "--deploy-mode", "cluster",
-                     "--py-files", storage.join(code_uri, "pronostico.zip"),
-                     storage.join(code_uri, "emr_scripts", step.script), *step.args],
+                     "--py-files", storage.join(code_uri, layout.PACKAGE_ZIP),
+                     storage.join(code_uri, layout.EMR_SCRIPTS, step.script), *step.args],
         },
     }
 
@@ -119,7 +119,7 @@ def _failure_reason(log_path: Path) -> str:
 def run_locally(settings: Settings, use_case: str, input_uris: Sequence[str], run_id: str,
                 train_params: str = "", progress: Any = print) -> dict[str, Any]:
     """convert, then train, then promote; one progress line per stage."""
-    from pronostico.registry import promote_candidate, version_for_run
+    from pronostico.core.registry import promote_candidate, version_for_run
 
     log_dir = settings.logs_dir / "steps" / storage.safe_name(run_id)
     timings: dict[str, float] = {}

@@ -1,8 +1,9 @@
 """The prediction log: one row per answered prediction, in a schema made for BI.
 
-The table's shape lives here for the shipper; the migrations in app/migrations create it (a test proves the two
-agree). The request path never talks to the database: it turns an answer into one JSON line (`log_line`) that the
-spool keeps on disk, and the log shipper inserts those lines here in batches, idempotently by prediction id.
+The table's shape lives here for the shipper; the migrations in pronostico/prediction_log/migrations create it (a test
+proves the two agree). The request path never talks to the database: it turns an answer into one JSON line
+(`log_line`) that the spool keeps on disk, and the log shipper inserts those lines here in batches, idempotently by
+prediction id.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from pronostico import storage
-from pronostico.forest import Forest
-from pronostico.train import version_uri
-from pronostico.usecases import UseCase, get_use_case
+from pronostico.core import layout, storage
+from pronostico.core.forest import Forest
+from pronostico.core.layout import current_uri, version_uri
+from pronostico.core.usecases import UseCase, get_use_case
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +52,15 @@ class ServingModel:
     def load(cls, models_uri: str, use_case_name: str, version: str) -> ServingModel:
         use_case = get_use_case(use_case_name)
         uri = version_uri(models_uri, use_case_name, version)
-        features = storage.read_json(storage.join(uri, "features.json"))
+        features = storage.read_json(storage.join(uri, layout.FEATURES))
         if features != list(use_case.feature_names):
             raise RuntimeError(f"{use_case_name} model {version} expects features {features}, "
                                f"but this code builds {list(use_case.feature_names)}")
         return cls(use_case, version,
-                   storage.read_json(storage.join(uri, "manifest.json")),
-                   storage.read_json(storage.join(uri, "metrics.json")),
-                   Forest.from_bytes(storage.read_bytes(storage.join(uri, "forest.npz"))),
-                   use_case.load_snapshot(storage.read_json(storage.join(uri, "entities.json"))))
+                   storage.read_json(storage.join(uri, layout.MANIFEST)),
+                   storage.read_json(storage.join(uri, layout.METRICS)),
+                   Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))),
+                   use_case.load_snapshot(storage.read_json(storage.join(uri, layout.ENTITIES))))
 
     def parse(self, payload: Mapping[str, Any]) -> Any:
         """The request, or a RequestError naming the field that is wrong."""
@@ -86,7 +86,7 @@ class ServingModel:
 
 
 def load_current(models_uri: str, use_case_name: str) -> ServingModel:
-    from pronostico.registry import read_current
+    from pronostico.core.registry import read_current
 
     current = read_current(models_uri, use_case_name)
     if current is None:
@@ -112,7 +112,6 @@ class ModelStore:
 
     def refresh(self) -> list[str]:
         """Load any use case whose current.json changed; return those swapped in."""
-        from pronostico.registry import current_uri
 
         swapped = []
         for name in self.use_cases:

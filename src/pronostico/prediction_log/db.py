@@ -1,9 +1,9 @@
 """The prediction log's database: one way to make an engine, and the Alembic migrations' command line.
 
-    python -m app.db upgrade [REVISION]      # default head
-    python -m app.db downgrade REVISION      # e.g. base
-    python -m app.db current
-    python -m app.db upgrade --sql           # print the DDL instead of running it (for a DBA)
+    python -m pronostico.prediction_log.db upgrade [REVISION]      # default head
+    python -m pronostico.prediction_log.db downgrade REVISION      # e.g. base
+    python -m pronostico.prediction_log.db current
+    python -m pronostico.prediction_log.db upgrade --sql           # print the DDL instead of running it (for a DBA)
 
 The URL is PRONOSTICO_DB_URL (config.py): SQLite under $PRONOSTICO_HOME by default, MySQL (RDS, or MariaDB
 locally) with mysql+pymysql://user:password@host:3306/pronostico.
@@ -79,9 +79,10 @@ def current_revision(url: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pronostico.config import load_settings
+    from pronostico.core.config import load_settings
 
-    parser = argparse.ArgumentParser(prog="python -m app.db", description="the prediction log's schema")
+    parser = argparse.ArgumentParser(prog="python -m pronostico.prediction_log.db",
+                                     description="the prediction log's schema")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("upgrade", help="apply migrations up to REVISION (default head)")
     up.add_argument("revision", nargs="?", default="head")

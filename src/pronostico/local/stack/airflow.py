@@ -3,7 +3,7 @@
 SQLite and the LocalExecutor under $PRONOSTICO_HOME/airflow, parallelism 2, the API server on the port of
 PRONOSTICO_AIRFLOW_URL (8080 by default). Standalone writes the admin password to
 $PRONOSTICO_HOME/airflow/simple_auth_manager_passwords.json.generated. It stops cleanly on SIGINT only, so the
-service is launched through `python -m pronostico.stack.airflow standalone`, which makes sure SIGINT is not
+service is launched through `python -m pronostico.local.stack.airflow standalone`, which makes sure SIGINT is not
 ignored (a process started in the background inherits an ignored SIGINT, and Python then never sees it).
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lambda_trigger.airflow_api import AirflowApi, AirflowUnavailable
-from pronostico.config import PROJECT_ROOT, Settings, standalone_password
-from pronostico.stack import processes
+from pronostico.core.config import PROJECT_ROOT, Settings, standalone_password
+from pronostico.local.stack import processes
 
 SERVICE = "airflow"
 DAG_ID = "pronostico_retrain"
@@ -69,7 +69,7 @@ def airflow_env(settings: Settings, log_ports: tuple[int, int] = DEMO_LOG_PORTS)
 def airflow_service(settings: Settings, log_ports: tuple[int, int] = DEMO_LOG_PORTS) -> processes.Service:
     api_port = port(settings)
     return processes.Service(
-        SERVICE, [sys.executable, "-m", "pronostico.stack.airflow", "standalone"],
+        SERVICE, [sys.executable, "-m", "pronostico.local.stack.airflow", "standalone"],
         env=airflow_env(settings, log_ports), cwd=str(airflow_home(settings)), port=api_port,
         health_url=f"http://127.0.0.1:{api_port}/api/v2/monitor/health",
         stop_signal=signal.SIGINT, stop_timeout=15.0)
@@ -158,5 +158,5 @@ def run_standalone() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["standalone"]:
-        sys.exit("usage: python -m pronostico.stack.airflow standalone")
+        sys.exit("usage: python -m pronostico.local.stack.airflow standalone")
     run_standalone()

@@ -1,8 +1,8 @@
 """The log shipper: moves spooled predictions into prediction_log, in order, in batches, idempotently.
 
-    python -m app.log_shipper            # run until SIGTERM (the `log-shipper` service)
-    python -m app.log_shipper --drain    # ship everything spooled now, then exit (exit 1 if the database is away)
-    python -m app.log_shipper --status   # print the backlog and the last shipper status as JSON
+    python -m pronostico.prediction_log.shipper           # run until SIGTERM (the `log-shipper` service)
+    python -m pronostico.prediction_log.shipper --drain   # ship what is spooled now, exit (1 if the database is away)
+    python -m pronostico.prediction_log.shipper --status  # print the backlog and the last shipper status as JSON
 
 A batch is committed to the database first and the spool position is moved past it second, so a crash in
 between replays the batch; the INSERT skips prediction ids already logged, so a replay adds nothing. While the
@@ -26,11 +26,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import db
-from app.prediction_log import insert_rows, row_from_line
-from app.spool import SpoolReader, backlog_bytes
+from pronostico.prediction_log import db
+from pronostico.prediction_log.schema import insert_rows, row_from_line
+from pronostico.prediction_log.spool import SpoolReader, backlog_bytes
 
-log = logging.getLogger("app.log_shipper")
+log = logging.getLogger("pronostico.prediction_log.shipper")
 
 STATUS_FILE = "shipper.json"
 MAX_BACKOFF_SECONDS = 5.0
@@ -165,9 +165,10 @@ def read_status(spool_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pronostico.config import load_settings
+    from pronostico.core.config import load_settings
 
-    parser = argparse.ArgumentParser(prog="python -m app.log_shipper", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m pronostico.prediction_log.shipper",
+                                     description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--drain", action="store_true", help="ship what is spooled now, then exit")
     mode.add_argument("--status", action="store_true", help="print the backlog and the shipper's status")
