@@ -19,6 +19,7 @@ from pronostico.core.config import (
     WebSettings,
     load_settings,
 )
+from pronostico.pipeline.spark import session_config
 
 # A value unlike the default for every variable: the round trip below covers each setting.
 NON_DEFAULT = {
@@ -143,6 +144,11 @@ def test_a_generated_password_stays_out_of_a_childs_environment(tmp_path: Path) 
     assert load_settings(settings.environment()) == settings
     configured = load_settings({"PRONOSTICO_HOME": str(tmp_path), "PRONOSTICO_AIRFLOW_PASSWORD": "set"})
     assert configured.environment()["PRONOSTICO_AIRFLOW_PASSWORD"] == "set"
+
+
+def test_spark_takes_its_shuffle_partitions_from_the_settings() -> None:
+    assert session_config(load_settings({"PRONOSTICO_SHUFFLE_PARTITIONS": "3"}))["spark.sql.shuffle.partitions"] == "3"
+    assert session_config(load_settings({}))["spark.sql.shuffle.partitions"] == "8"
 
 
 def test_every_setting_has_a_doc_line_and_a_unique_variable() -> None:

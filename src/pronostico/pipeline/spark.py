@@ -6,24 +6,31 @@ import os
 import sys
 from typing import Any
 
+from pronostico.core.config import Settings, load_settings
 
-def spark_session(app_name: str) -> Any:
-    """A session with the settings every step relies on.
 
-    spark-submit decides the master (local[*] here, YARN on EMR). Time parsing is strict so
-    that an unparseable date becomes null (and a quarantine reason) instead of an exception,
-    and ANSI mode is off so that a bad cast is null rather than a failed job.
+def session_config(settings: Settings) -> dict[str, str]:
+    """The Spark SQL settings every step relies on.
+
+    Time parsing is strict so that an unparseable date becomes null (and a quarantine reason) instead of an
+    exception, and ANSI mode is off so that a bad cast is null rather than a failed job.
     """
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+        "spark.sql.ansi.enabled": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.sources.partitionOverwriteMode": "static",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
+    }
+
+
+def spark_session(app_name: str, settings: Settings | None = None) -> Any:
+    """A session with `session_config`; spark-submit decides the master (local[*] here, YARN on EMR)."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.legacy.timeParserPolicy", "CORRECTED")
-        .config("spark.sql.ansi.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.sources.partitionOverwriteMode", "static")
-        .config("spark.sql.shuffle.partitions", os.environ.get("PRONOSTICO_SHUFFLE_PARTITIONS", "8"))
-    )
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in session_config(settings or load_settings()).items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
