@@ -19,6 +19,7 @@ from pronostico.core.config import (
     WebSettings,
     load_settings,
 )
+from pronostico.local.stack import airflow, watcher, web
 from pronostico.pipeline.spark import session_config
 
 # A value unlike the default for every variable: the round trip below covers each setting.
@@ -144,6 +145,18 @@ def test_a_generated_password_stays_out_of_a_childs_environment(tmp_path: Path) 
     assert load_settings(settings.environment()) == settings
     configured = load_settings({"PRONOSTICO_HOME": str(tmp_path), "PRONOSTICO_AIRFLOW_PASSWORD": "set"})
     assert configured.environment()["PRONOSTICO_AIRFLOW_PASSWORD"] == "set"
+
+
+def test_every_local_service_loads_the_settings_of_the_process_that_starts_it(tmp_path: Path) -> None:
+    settings = load_settings({**NON_DEFAULT, "PRONOSTICO_HOME": str(tmp_path), "PRONOSTICO_STORAGE": "local",
+                              "PRONOSTICO_RAW_URI": (tmp_path / "raw").as_uri()})
+    instance = web.gunicorn_service(settings, 9002)
+    assert load_settings(instance.env) == replace(settings, web=replace(settings.web, bind="127.0.0.1:9002"))
+    assert instance.env["PYTHONUNBUFFERED"] == "1"
+    for service in (web.shipper_service(settings), web.supervisor_service(settings),
+                    watcher.watcher_service(settings)):
+        assert load_settings(service.env) == settings, service.name
+    assert load_settings(airflow.airflow_env(settings)) == settings
 
 
 def test_spark_takes_its_shuffle_partitions_from_the_settings() -> None:

@@ -57,12 +57,8 @@ def airflow_env(settings: Settings, log_ports: tuple[int, int] = DEMO_LOG_PORTS)
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_ports[0]),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(log_ports[1]),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone runs `airflow <component>`
-        # the DAG's tasks read these settings in Airflow's own processes
-        "PRONOSTICO_HOME": str(settings.home),
-        "PRONOSTICO_COMPUTE": settings.compute,
-        "PRONOSTICO_RETRAIN_SCHEDULE": settings.airflow.schedule,
-        "PRONOSTICO_TRAIN_PARAMS": settings.train_params,
         "NO_COLOR": "1",
+        **settings.environment(),  # the DAG file and its tasks load these settings in Airflow's own processes
     }
 
 

@@ -182,9 +182,8 @@ def _lambda_handler() -> Deliver:
 
 
 def watcher_service(settings: Settings) -> processes.Service:
-    env = {"PRONOSTICO_HOME": str(settings.home), "PRONOSTICO_AIRFLOW_URL": settings.airflow.url}
     command = [sys.executable, "-m", "pronostico.local.stack.watcher"]
-    return processes.Service(SERVICE, command, env=env, stop_timeout=15.0)
+    return processes.Service(SERVICE, command, env=settings.environment(), stop_timeout=15.0)
 
 
 def start(settings: Settings) -> processes.Running:

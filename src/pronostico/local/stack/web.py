@@ -34,6 +34,7 @@ READY_SECONDS = 90.0
 SUPERVISOR = "web-supervisor"
 SUPERVISOR_POLL_SECONDS = 0.5
 RESTART_PAUSE_SECONDS = 2.0  # systemd's RestartSec in bootstrap/systemd/pronostico-web.service
+UNBUFFERED = {"PYTHONUNBUFFERED": "1"}  # each line reaches the service's log as it is printed
 MIME_TYPES = {"text/html": "html", "text/css": "css", "application/javascript": "js", "application/json": "json map",
               "image/svg+xml": "svg", "image/png": "png", "image/x-icon": "ico", "text/plain": "txt",
               "font/woff2": "woff2"}
@@ -93,30 +94,18 @@ def nginx_service(settings: Settings, main_conf: Path, port: int, name: str = "n
                              port=port, stop_timeout=10.0)
 
 
-def app_env(settings: Settings) -> dict[str, str]:
-    """The settings every child must share with this process (the rest they read from the same environment)."""
-    return {"PRONOSTICO_HOME": str(settings.home), "PRONOSTICO_MODELS_URI": settings.models_uri,
-            "PRONOSTICO_DB_URL": settings.db_url, "PRONOSTICO_SPOOL_DIR": str(settings.spool_dir),
-            "PRONOSTICO_MODEL_POLL_SECONDS": str(settings.model_poll_seconds),
-            "PRONOSTICO_WORKERS": str(settings.web.workers),
-            "PRONOSTICO_SHIPPER_BATCH_ROWS": str(settings.web.shipper_batch_rows),
-            "PRONOSTICO_SHIPPER_IDLE_SECONDS": str(settings.web.shipper_idle_seconds),
-            "PRONOSTICO_SPOOL_SYNC": settings.web.spool_sync,
-            "PRONOSTICO_SPOOL_SYNC_MS": str(settings.web.spool_sync_ms),
-            "PYTHONUNBUFFERED": "1"}
-
-
 def gunicorn_service(settings: Settings, port: int) -> processes.Service:
     return processes.Service(
         f"web-{port}", [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "app:create_app()"],
-        env={**app_env(settings), "PRONOSTICO_BIND": f"127.0.0.1:{port}"}, cwd=str(PROJECT_ROOT), port=port,
-        stop_timeout=30.0)
+        env={**settings.environment(), **UNBUFFERED, "PRONOSTICO_BIND": f"127.0.0.1:{port}"},
+        cwd=str(PROJECT_ROOT), port=port, stop_timeout=30.0)
 
 
 def shipper_service(settings: Settings) -> processes.Service:
     # at lower priority, as Nice=10 in its systemd unit: answers are safe in the spool, shipping can lag
     command = ["nice", "-n", "10", sys.executable, "-m", "pronostico.prediction_log.shipper"]
-    return processes.Service("log-shipper", command, env=app_env(settings), cwd=str(PROJECT_ROOT), stop_timeout=30.0)
+    return processes.Service("log-shipper", command, env={**settings.environment(), **UNBUFFERED},
+                             cwd=str(PROJECT_ROOT), stop_timeout=30.0)
 
 
 def start(settings: Settings) -> None:
@@ -139,10 +128,9 @@ def start(settings: Settings) -> None:
 
 
 def supervisor_service(settings: Settings) -> processes.Service:
-    ports = {"PRONOSTICO_APP_PORTS": ",".join(map(str, settings.web.app_ports)),
-             "PRONOSTICO_WEB_PORT": str(settings.web.port)}  # the instances it watches are this stack's
+    # the same settings, so the instances it watches and restarts are this stack's, configured alike
     return processes.Service(SUPERVISOR, [sys.executable, "-m", "pronostico.local.stack.web", "supervise"],
-                             env={**app_env(settings), **ports}, cwd=str(PROJECT_ROOT), stop_timeout=10.0)
+                             env={**settings.environment(), **UNBUFFERED}, cwd=str(PROJECT_ROOT), stop_timeout=10.0)
 
 
 def supervise(settings: Settings, stop_event: threading.Event) -> None:
