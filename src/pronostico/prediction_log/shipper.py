@@ -6,7 +6,9 @@
 
 A batch is committed to the database first and the spool position is moved past it second, so a crash in
 between replays the batch; the INSERT skips prediction ids already logged, so a replay adds nothing. While the
-database is away the spool grows and the shipper retries with a capped backoff; nothing is dropped.
+database is away the spool grows and the shipper retries with a capped backoff; nothing is dropped. Lines the
+database can never take (unreadable, or refused) are set aside in rejected.log once their batch is in, just before
+the position moves: a batch retried after an outage sets nothing aside twice.
 """
 
 from __future__ import annotations
@@ -66,14 +68,16 @@ class LogShipper:
         """Ship the next batch of spooled lines; return how many lines it consumed (0: nothing new)."""
         batch = self.reader.next_batch(self.batch_rows)
         if batch.lines:
-            rows = self._parse(batch.lines)
+            rows, rejections = self._parse(batch.lines)
             try:
                 with self.engine.begin() as connection:
                     insert_rows(connection, rows)
             except sa.exc.DBAPIError as error:
                 if is_outage(error):
                     raise DatabaseAway(str(error.orig) if error.orig else str(error)) from error
-                self._ship_one_by_one(rows)
+                rejections += self._ship_one_by_one(rows)
+            for line, reason in rejections:  # only now: an outage above means the whole batch comes back
+                self.reader.reject(line, reason)
             self.reader.commit(batch)
             self.shipped_rows += len(batch.lines)
             self.last_shipped_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -105,17 +109,19 @@ class LogShipper:
             self.write_status()
         self.write_status(force=True)
 
-    def _parse(self, lines: list[bytes]) -> list[dict[str, Any]]:
-        rows = []
+    def _parse(self, lines: list[bytes]) -> tuple[list[dict[str, Any]], list[tuple[bytes, str]]]:
+        """The rows of the lines, and the lines that are no row, each with why (to set aside)."""
+        rows, rejections = [], []
         for line in lines:
             try:
                 rows.append(row_from_line(line))
             except (ValueError, TypeError, KeyError) as error:
-                self.reader.reject(line, f"unreadable spool line: {error}")
-        return rows
+                rejections.append((line, f"unreadable spool line: {error}"))
+        return rows, rejections
 
-    def _ship_one_by_one(self, rows: list[dict[str, Any]]) -> None:
-        """A batch the database refused: find the rows it refuses, keep them aside, and ship the rest."""
+    def _ship_one_by_one(self, rows: list[dict[str, Any]]) -> list[tuple[bytes, str]]:
+        """A batch the database refused: ship the rows it takes, and return the ones it refuses, each with why."""
+        rejections = []
         for row in rows:
             try:
                 with self.engine.begin() as connection:
@@ -123,7 +129,8 @@ class LogShipper:
             except sa.exc.DBAPIError as error:
                 if is_outage(error):
                     raise DatabaseAway(str(error.orig)) from error
-                self.reader.reject(json.dumps(row, default=str).encode(), f"refused by the database: {error.orig}")
+                rejections.append((json.dumps(row, default=str).encode(), f"refused by the database: {error.orig}"))
+        return rejections
 
     def _mark(self, up: bool, error: str = "") -> None:
         if up != self.database_up:

@@ -1,0 +1,102 @@
+"""The prediction log under trouble: a database outage in the middle of a batch."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from pronostico.prediction_log import db, spool
+from pronostico.prediction_log.schema import log_line
+from pronostico.prediction_log.shipper import DatabaseAway, LogShipper
+from pronostico.prediction_log.spool import SpoolWriter
+
+
+def answer_line() -> tuple[str, bytes]:
+    answer = {"prediction_id": str(uuid.uuid4()), "model_version": "v2", "symbol": "SPY", "as_of": "2026-03-25",
+              "signal": "buy", "probabilities": {"sell": 0.2, "hold": 0.3, "buy": 0.5}}
+    return answer["prediction_id"], log_line("assets", "api", answer, 0.5)
+
+
+def refused_line() -> bytes:
+    """Readable, but the database refuses it: outcome is NOT NULL."""
+    data = json.loads(answer_line()[1])
+    del data["outcome"]
+    return json.dumps(data).encode() + b"\n"
+
+
+class FlakyDatabase:
+    """A migrated SQLite prediction log whose connections can be refused, as when the database host is away."""
+
+    def __init__(self, path: Path) -> None:
+        self.url = f"sqlite:///{path}"
+        db.upgrade(self.url)
+        self.away = False
+        self.connections_left: int | None = None  # then away
+        self.engine = db.create_engine(self.url, poolclass=sa.pool.NullPool)  # every transaction connects
+        sa.event.listen(self.engine, "do_connect", self._connect)
+
+    def _connect(self, *_: Any) -> None:
+        if self.connections_left is not None:
+            self.away = self.away or self.connections_left == 0
+            self.connections_left -= 1
+        if self.away:
+            raise sqlite3.OperationalError("unable to open database file")
+
+    def prediction_ids(self) -> set[str]:
+        with self.engine.connect() as connection:
+            return set(connection.execute(sa.text("SELECT prediction_id FROM prediction_log")).scalars())
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> FlakyDatabase:
+    flaky = FlakyDatabase(tmp_path / "log.db")
+    yield flaky
+    flaky.engine.dispose()
+
+
+def rejected(spool_dir: Path) -> list[dict[str, str]]:
+    path = spool_dir / spool.REJECTED_FILE
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+# --- a line is set aside once, however often its batch is retried -------------------------------------------------
+
+def test_an_unreadable_line_is_set_aside_once_across_retries(tmp_path, database):
+    (first, good), (second, also_good) = answer_line(), answer_line()
+    writer = SpoolWriter(tmp_path / "spool")
+    for line in (good, b"not json at all\n", also_good):
+        writer.append(line)
+    writer.close()
+    shipper = LogShipper(database.engine, tmp_path / "spool")
+    database.away = True
+    for _ in range(3):
+        with pytest.raises(DatabaseAway):
+            shipper.ship_batch()
+    database.away = False
+    assert shipper.drain() == 3
+    assert [r["line"] for r in rejected(tmp_path / "spool")] == ["not json at all"]
+    assert database.prediction_ids() == {first, second}
+
+
+def test_a_refused_row_is_set_aside_once_when_the_outage_strikes_during_the_row_by_row_retry(tmp_path, database):
+    (first, good), (second, also_good) = answer_line(), answer_line()
+    writer = SpoolWriter(tmp_path / "spool")
+    for line in (good, refused_line(), also_good):
+        writer.append(line)
+    writer.close()
+    shipper = LogShipper(database.engine, tmp_path / "spool")
+    # the batch (refused), the first row (logged), the refused row, then the database goes away
+    database.connections_left = 3
+    for _ in range(2):
+        with pytest.raises(DatabaseAway):
+            shipper.ship_batch()
+    database.away, database.connections_left = False, None
+    assert shipper.drain() == 3
+    assert [r["reason"].startswith("refused by the database") for r in rejected(tmp_path / "spool")] == [True]
+    assert database.prediction_ids() == {first, second}
