@@ -91,7 +91,7 @@ def watcher() -> None:
 
 
 with DAG(
-    dag_id="pronostico_retrain",
+    dag_id=SETTINGS.airflow.dag_id,  # PRONOSTICO_DAG_ID: the id the trigger starts
     description="retrain and promote on each upload to the raw bucket, and weekly",
     schedule=SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),

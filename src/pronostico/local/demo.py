@@ -113,7 +113,7 @@ def follow_runs(settings: Settings, uploads: list[Upload], timeout: float = TRAI
     while pending and time.monotonic() < deadline:
         for run_id, upload in list(pending.items()):
             try:
-                state = run_state(client, run_id)
+                state = run_state(client, settings.airflow.dag_id, run_id)
             except AirflowUnavailable as error:
                 state = f"Airflow is not answering ({error})"
             line = f"{upload.use_case:<9} {upload.key.split('/', 1)[1]:<28} {state}"
@@ -136,15 +136,15 @@ def follow_runs(settings: Settings, uploads: list[Upload], timeout: float = TRAI
     return True
 
 
-def run_state(client: Any, run_id: str) -> str:
+def run_state(client: Any, dag_id: str, run_id: str) -> str:
     """'waiting for the trigger', 'queued', 'running: <task>', 'success' or 'failed'."""
-    answer = client.request("GET", f"/api/v2/dags/{airflow.DAG_ID}/dagRuns/{run_id}")
+    answer = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
     if answer.status == 404:
         return "waiting for the trigger"
     state = answer.body["state"]
     if state != "running":
         return str(state)
-    tasks = client.request("GET", f"/api/v2/dags/{airflow.DAG_ID}/dagRuns/{run_id}/taskInstances").body
+    tasks = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances").body
     running = [t["task_id"] for t in (tasks or {}).get("task_instances", []) if t["state"] == "running"]
     return f"running: {', '.join(running)}" if running else "running"
 

@@ -1,4 +1,4 @@
-"""The local Airflow: `airflow standalone` as the `airflow` service, with the pronostico_retrain DAG unpaused.
+"""The local Airflow: `airflow standalone` as the `airflow` service, with the DAG (PRONOSTICO_DAG_ID) unpaused.
 
 SQLite and the LocalExecutor under $PRONOSTICO_HOME/airflow, parallelism 2, the API server on the port of
 PRONOSTICO_AIRFLOW_URL (8080 by default). Standalone writes the admin password to
@@ -18,11 +18,12 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lambda_trigger.airflow_api import AirflowApi, AirflowUnavailable
-from pronostico.core.config import PROJECT_ROOT, Settings, standalone_password
+from pronostico.core.config import PROJECT_ROOT, AirflowSettings, Settings, standalone_password
 from pronostico.local.stack import processes
 
 SERVICE = "airflow"
-DAG_ID = "pronostico_retrain"
+# The default DAG id, for callers that have no settings at hand; the stack itself uses settings.airflow.dag_id.
+DAG_ID = AirflowSettings.dag_id
 READY_SECONDS = 300.0
 GRACEFUL_STOP_SECONDS = 45.0
 DEMO_LOG_PORTS = (8793, 8794)  # Airflow's defaults for the worker and triggerer log servers
@@ -101,16 +102,17 @@ def wait_for_dag(settings: Settings, running: processes.Running, deadline: float
         if not processes.group_alive(running.pgid):
             raise processes.ServiceFailed(f"airflow exited; see {running.log}:\n{processes.log_tail(running.log)}")
         try:
-            problem = _dag_problem(client)
+            problem = dag_problem(client, settings.airflow.dag_id)
         except AirflowUnavailable as error:
             problem = str(error)
         if not problem:
             return
         time.sleep(1.0)
-    raise processes.ServiceFailed(f"the {DAG_ID} DAG is not ready: {problem}; see {running.log}")
+    raise processes.ServiceFailed(f"the {settings.airflow.dag_id} DAG is not ready: {problem}; see {running.log}")
 
 
-def _dag_problem(client: AirflowApi) -> str:
+def dag_problem(client: AirflowApi, dag_id: str) -> str:
+    """Why the DAG cannot take runs yet ('' once it can); unpauses it if it is paused."""
     health = client.request("GET", "/api/v2/monitor/health").body or {}
     if (health.get("scheduler") or {}).get("status") != "healthy":
         return "the scheduler is not healthy yet"
@@ -118,11 +120,11 @@ def _dag_problem(client: AirflowApi) -> str:
     for error in errors.get("import_errors", []):
         if "pronostico_retrain" in str(error.get("filename", "")):
             raise processes.ServiceFailed(f"the DAG does not import:\n{error.get('stack_trace')}")
-    dag = client.request("GET", f"/api/v2/dags/{DAG_ID}")
+    dag = client.request("GET", f"/api/v2/dags/{dag_id}")
     if dag.status == 404:
         return "not parsed yet"
     if dag.body.get("is_paused"):
-        client.request("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        client.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
         return "was paused; unpaused it"
     return ""
 
