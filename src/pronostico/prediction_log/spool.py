@@ -18,11 +18,19 @@ fdatasync then flushes data blocks only, where an append would also force a jour
 (about 0.4 ms against 3 ms on this machine's ext4 while other work writes to the disk). JSON never contains a NUL
 byte, so a segment's data ends at its first NUL.
 
-Every writer holds a shared flock on the segment it appends to for as long as it may append. A segment whose
-exclusive lock can be taken therefore has no writer left (rotated, or every process is gone), and once it is shipped
-to its end it can be deleted. Writers create a segment under a temporary name and lock it before renaming it into
-place, so the shipper never sees a live segment unlocked. A writer that dies while changing the shared state (in the
-middle of a line, say) leaves it marked dirty, and the next writer starts a new segment rather than write after it.
+Writing and syncing those zeros takes tens of milliseconds, so it never happens under the append lock: the next
+segment is prepared ahead, under its temporary name, by the writer whose line takes the current one past half full,
+and `.writers` names it as the spare. Rotating is then cheap: flush the old segment, rename the spare into place,
+sync the directory. One writer at a time prepares a spare, holding the flock of `.spare`; a writer that finds the
+segment full and no spare ready prepares one (or waits for that lock) with the append lock released, so the host's
+other writers carry on meanwhile.
+
+Every writer holds a shared flock on the segment it appends to for as long as it may append, and a writer that
+prepared the spare holds one on it. A segment whose exclusive lock can be taken therefore has no writer left
+(rotated, or every process is gone), and once it is shipped to its end it can be deleted. Segments are made under a
+temporary name and locked before they are renamed into place, so the shipper never sees a live segment unlocked.
+A writer that dies while changing the shared state (in the middle of a line, say) leaves it marked dirty, and the
+next writer starts a new segment rather than write after it.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ POSITIONS_FILE = "positions.json"
 REJECTED_FILE = "rejected.log"  # not *.jsonl: never taken for a segment
 WRITERS_FILE = ".writers"
 SYNC_FILE = ".sync"
+SPARE_FILE = ".spare"  # flock'ed by the writer preparing the next segment
 DEFAULT_SEGMENT_BYTES = 16 << 20  # about 60,000 predictions per segment
 SYNC_EACH, SYNC_INTERVAL = "each", "interval"
 SYNC_MODES = (SYNC_EACH, SYNC_INTERVAL)
@@ -73,7 +82,7 @@ class WritersState:
     """The host's shared writer state in `.writers`, mapped into every writer process.
 
     Fields change only under the flock of `.writers` (the append lock), except `synced_*` and `syncs`, which change
-    only under the flock of `.sync`.
+    only under the flock of `.sync`. The spare's name is empty while no next segment is ready.
     """
 
     SIZE = 4096
@@ -81,6 +90,7 @@ class WritersState:
     _FIELDS: ClassVar[dict[str, int]] = {"version": 0, "dirty": 8, "generation": 16, "end": 24,
                                          "synced_generation": 32, "synced_end": 40, "lines": 48, "syncs": 56}
     _NAME: ClassVar[slice] = slice(64, 128)
+    _SPARE: ClassVar[slice] = slice(128, 192)  # zeros in a state file older than the spare: no spare
 
     def __init__(self, buffer: mmap.mmap | bytes) -> None:
         self._map = buffer  # bytes: a read-only copy (metrics)
@@ -123,11 +133,26 @@ class WritersState:
 
     @property
     def segment_name(self) -> str:
-        return self._map[self._NAME].rstrip(b"\0").decode("ascii")
+        return self._name(self._NAME)
 
     @segment_name.setter
     def segment_name(self, name: str) -> None:
-        self._map[self._NAME] = name.encode("ascii").ljust(self._NAME.stop - self._NAME.start, b"\0")
+        self._set_name(self._NAME, name)
+
+    @property
+    def spare_name(self) -> str:
+        """The next segment, made and synced under its temporary name ("" if none is ready)."""
+        return self._name(self._SPARE)
+
+    @spare_name.setter
+    def spare_name(self, name: str) -> None:
+        self._set_name(self._SPARE, name)
+
+    def _name(self, field: slice) -> str:
+        return self._map[field].rstrip(b"\0").decode("ascii")
+
+    def _set_name(self, field: slice, name: str) -> None:
+        self._map[field] = name.encode("ascii").ljust(field.stop - field.start, b"\0")
 
     def close(self) -> None:
         if isinstance(self._map, mmap.mmap):
@@ -136,17 +161,25 @@ class WritersState:
 
 @dataclass
 class _Handles:
-    """One process's descriptors: the two lock files, the shared state, and the segment it appends to."""
+    """One process's descriptors: the two lock files, the shared state, the segment it appends to, and the spare it
+    prepared until a rotation takes it."""
 
     writers_fd: int
     sync_fd: int
     state: WritersState
     segment_fd: int | None = None
     generation: int = 0
+    spare_fd: int | None = None
+    spare_name: str = ""
+
+    def release_spare(self) -> None:
+        if self.spare_fd is not None:
+            os.close(self.spare_fd)
+        self.spare_fd, self.spare_name = None, ""
 
     def close(self) -> None:
         self.state.close()
-        for fd in (self.segment_fd, self.writers_fd, self.sync_fd):
+        for fd in (self.segment_fd, self.spare_fd, self.writers_fd, self.sync_fd):
             if fd is not None:
                 with contextlib.suppress(OSError):
                     os.close(fd)  # closing the segment releases its shared lock: the shipper may delete it
@@ -186,7 +219,7 @@ class SpoolWriter:
         with self._lock:
             try:
                 handles = self._open()
-                position = self._write(handles, line)
+                position, half_full = self._write(handles, line)
                 if self.sync == SYNC_EACH:
                     self._make_durable(handles, position)
                 else:
@@ -195,13 +228,15 @@ class SpoolWriter:
             except OSError as error:
                 self._close()
                 raise SpoolUnavailable(f"could not write the prediction spool in {self.directory}: {error}") from error
+            if half_full:
+                self._prepare_ahead(handles)
 
     def prepare(self) -> None:
         """Open the current segment now (a worker at start-up), so its first request does not wait for it."""
         with self._lock:
             handles = self._open()
-            with _flocked(handles.writers_fd):
-                self._current_segment(handles, 0)
+            with self._appending(handles, 0):
+                pass
 
     def flush(self, wait: bool = True) -> bool:
         """Flush what the host's writers appended to the current segment; False if there was nothing to flush, or
@@ -293,11 +328,11 @@ class SpoolWriter:
                 return True  # closed: close() flushed
             return self._handles.state.covers(position)
 
-    def _write(self, handles: _Handles, line: bytes) -> tuple[int, int]:
-        """Append under the host's append lock; return (generation, end) just past the line."""
+    def _write(self, handles: _Handles, line: bytes) -> tuple[tuple[int, int], bool]:
+        """Append under the host's append lock; return (generation, end) just past the line, and whether the line
+        took the segment past half full (time to prepare the next one)."""
         state = handles.state
-        with _flocked(handles.writers_fd):
-            fd = self._current_segment(handles, len(line))
+        with self._appending(handles, len(line)) as fd:
             start = state.get("end")
             state.set("dirty", 1)
             written = 0
@@ -306,14 +341,31 @@ class SpoolWriter:
             state.set("end", start + len(line))
             state.set("lines", state.get("lines") + 1)
             state.set("dirty", 0)
-            return handles.generation, start + len(line)
+            end = start + len(line)
+            return (handles.generation, end), start * 2 < self.segment_bytes <= end * 2
 
-    def _current_segment(self, handles: _Handles, room: int) -> int:
-        """The descriptor of the current segment with `room` bytes free, rotating if need be (append lock held)."""
+    @contextlib.contextmanager
+    def _appending(self, handles: _Handles, room: int) -> Iterator[int]:
+        """The current segment's descriptor with `room` bytes free, the append lock held. A segment to rotate to is
+        prepared with the lock released, so that the host's other writers carry on meanwhile."""
+        while True:
+            with _flocked(handles.writers_fd):
+                fd = self._current_segment(handles, room)
+                if fd is not None:
+                    yield fd
+                    return
+                generation = handles.state.get("generation")
+            self._prepare_spare(handles, wait=True, rotating_from=generation)
+
+    def _current_segment(self, handles: _Handles, room: int) -> int | None:
+        """The descriptor of the current segment with `room` bytes free, rotating if need be; None if the rotation
+        needs a spare first (append lock held)."""
         state = handles.state
         if state.get("dirty") or state.get("generation") == 0 or state.get("end") + room > self.segment_bytes:
             return self._rotate(handles)
         if handles.generation != state.get("generation"):
+            if handles.spare_name and handles.spare_name != state.spare_name:
+                handles.release_spare()  # a rotation took the spare this process prepared
             fd = _join(self.directory / state.segment_name)
             if fd is None:  # every writer was gone and the shipper finished the segment
                 return self._rotate(handles)
@@ -321,20 +373,30 @@ class SpoolWriter:
         assert handles.segment_fd is not None
         return handles.segment_fd
 
-    def _rotate(self, handles: _Handles) -> int:
-        """Start a new current segment. The old one is flushed first: a writer that sees the generation move on
-        knows its line is on disk."""
+    def _rotate(self, handles: _Handles) -> int | None:
+        """Make the spare the new current segment; None if there is no spare. The old one is flushed first: a writer
+        that sees the generation move on knows its line is on disk."""
         state = handles.state
-        if state.get("dirty"):
-            os.sync()  # a writer died mid-change, maybe mid-rotation: the state may not name the segment to flush
-        state.set("dirty", 1)
-        old = _join(self.directory / state.segment_name) if state.segment_name else None
-        if old is not None:
-            try:
-                os.fdatasync(old)
-            finally:
-                os.close(old)
-        fd, path = self._create_segment()
+        spare = self._take_spare(handles)
+        if spare is None:
+            return None
+        fd, temporary = spare
+        try:
+            if state.get("dirty"):
+                os.sync()  # a writer died mid-change, maybe mid-rotation: the state may not name the segment to flush
+            state.set("dirty", 1)
+            old = _join(self.directory / state.segment_name) if state.segment_name else None
+            if old is not None:
+                try:
+                    os.fdatasync(old)
+                finally:
+                    os.close(old)
+            path = self.directory / f"{_new_segment_stem()}{SEGMENT_SUFFIX}"  # named now: names sort as rotations
+            os.rename(temporary, path)
+            fsync_directory(self.directory)
+        except BaseException:
+            os.close(fd)
+            raise
         state.segment_name = path.name
         state.set("generation", state.get("generation") + 1)
         state.set("end", 0)
@@ -342,28 +404,64 @@ class SpoolWriter:
         self._use(handles, fd, state.get("generation"), path)
         return fd
 
+    def _take_spare(self, handles: _Handles) -> tuple[int, Path] | None:
+        """The spare, share-locked, and no longer named as the spare; None if there is none (append lock held)."""
+        state = handles.state
+        name = state.spare_name
+        if not name:
+            return None
+        state.spare_name = ""
+        fd = _join(self.directory / name)  # None: its maker died and the shipper removed it as abandoned
+        if handles.spare_name == name:
+            handles.release_spare()  # this process made it: the lock just taken is enough
+        return None if fd is None else (fd, self.directory / name)
+
+    def _prepare_ahead(self, handles: _Handles) -> None:
+        """Prepare the next segment while the current one still has room, unless another writer is at it."""
+        try:
+            self._prepare_spare(handles, wait=False)
+        except OSError as error:  # the rotation tries again, and refuses lines if it cannot either
+            log.warning("could not prepare the next spool segment in %s: %s", self.directory, error)
+
+    def _prepare_spare(self, handles: _Handles, wait: bool, rotating_from: int | None = None) -> None:
+        """Make the next segment and name it as the spare (the append lock free meanwhile); nothing if a spare is
+        there by this process's turn, or the segment of generation `rotating_from` has been rotated already.
+        wait=False: nothing either if another writer is preparing one."""
+        lock_fd = os.open(self.directory / SPARE_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            if not _lock(lock_fd, wait):
+                return
+            state = handles.state
+            with _flocked(handles.writers_fd):
+                if state.spare_name or rotating_from not in (None, state.get("generation")):
+                    return
+            fd, path = self._create_spare()
+            with _flocked(handles.writers_fd):
+                state.spare_name = path.name
+            handles.release_spare()
+            handles.spare_fd, handles.spare_name = fd, path.name
+        finally:
+            os.close(lock_fd)  # and with it the lock
+
     def _use(self, handles: _Handles, fd: int, generation: int, path: Path) -> None:
         if handles.segment_fd is not None:
             os.close(handles.segment_fd)
         handles.segment_fd, handles.generation, self.segment = fd, generation, path
 
-    def _create_segment(self) -> tuple[int, Path]:
-        name = f"{time.time_ns():020d}-{os.getpid()}"
-        temporary = self.directory / f".{name}{TEMPORARY_SUFFIX}"
+    def _create_spare(self) -> tuple[int, Path]:
+        """A new segment under its temporary name: share-locked, preallocated with zeros, and on disk."""
+        temporary = self.directory / f".{_new_segment_stem()}{TEMPORARY_SUFFIX}"
         fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)
             for start in range(0, self.segment_bytes, len(ZEROS)):
                 os.pwrite(fd, ZEROS[:min(len(ZEROS), self.segment_bytes - start)], start)
             os.fsync(fd)
-            final = self.directory / f"{name}{SEGMENT_SUFFIX}"
-            os.rename(temporary, final)
-            fsync_directory(self.directory)
         except BaseException:
             os.close(fd)
             temporary.unlink(missing_ok=True)
             raise
-        return fd, final
+        return fd, temporary
 
     def _make_durable(self, handles: _Handles, position: tuple[int, int]) -> None:
         """Return once the segment is flushed past `position`: by this process, or by another that got there first."""
@@ -403,6 +501,11 @@ def writer_counters(directory: Path) -> dict[str, int]:
         return {"lines": 0, "syncs": 0, "unflushed_bytes": 0}
     state = WritersState(data)
     return {"lines": state.get("lines"), "syncs": state.get("syncs"), "unflushed_bytes": state.unflushed_bytes()}
+
+
+def _new_segment_stem() -> str:
+    """Creation time first, so that names sort oldest first."""
+    return f"{time.time_ns():020d}-{os.getpid()}"
 
 
 @contextlib.contextmanager
