@@ -1,9 +1,11 @@
-"""The prediction log under trouble: a database outage in the middle of a batch."""
+"""The prediction log under trouble: a database outage in the middle of a batch, and workers left idle after a
+rotation."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -100,3 +102,35 @@ def test_a_refused_row_is_set_aside_once_when_the_outage_strikes_during_the_row_
     assert shipper.drain() == 3
     assert [r["reason"].startswith("refused by the database") for r in rejected(tmp_path / "spool")] == [True]
     assert database.prediction_ids() == {first, second}
+
+
+# --- an idle worker lets go of a segment the host has left --------------------------------------------------------
+
+@pytest.mark.parametrize("sync", [spool.SYNC_EACH, spool.SYNC_INTERVAL])
+def test_a_segment_an_idle_writer_appended_to_is_deleted_once_the_host_moved_on(tmp_path, database, sync):
+    spool_dir, answered = tmp_path / "spool", set()
+    idle = SpoolWriter(spool_dir, 4096, sync=sync)
+    idle.idle_release_seconds = 0.05
+    prediction_id, line = answer_line()
+    idle.append(line)
+    answered.add(prediction_id)
+    first = idle.segment
+    busy = SpoolWriter(spool_dir, 4096, sync=sync)
+    while busy.segment in (None, first):  # the host rotates past the idle writer's segment
+        prediction_id, line = answer_line()
+        busy.append(line)
+        answered.add(prediction_id)
+    shipper = LogShipper(database.engine, spool_dir)
+    deadline = time.monotonic() + 10
+    while first.exists() and time.monotonic() < deadline:
+        shipper.drain()
+        time.sleep(0.05)
+    assert not first.exists()  # though the idle writer is still alive, and was never closed
+    prediction_id, line = answer_line()
+    idle.append(line)  # and it carries on, in the current segment
+    answered.add(prediction_id)
+    assert idle.segment == busy.segment
+    shipper.drain()
+    assert database.prediction_ids() == answered
+    idle.close()
+    busy.close()

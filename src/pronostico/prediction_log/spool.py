@@ -27,7 +27,9 @@ other writers carry on meanwhile.
 
 Every writer holds a shared flock on the segment it appends to for as long as it may append, and a writer that
 prepared the spare holds one on it. A segment whose exclusive lock can be taken therefore has no writer left
-(rotated, or every process is gone), and once it is shipped to its end it can be deleted. Segments are made under a
+(rotated, or every process is gone), and once it is shipped to its end it can be deleted. A writer lets go of a
+segment the host has rotated past on its next append, or, idle, within `idle_release_seconds` (its background
+thread looks), so an idle worker does not keep a finished segment on disk. Segments are made under a
 temporary name and locked before they are renamed into place, so the shipper never sees a live segment unlocked.
 A writer that dies while changing the shared state (in the middle of a line, say) leaves it marked dirty, and the
 next writer starts a new segment rather than write after it.
@@ -44,6 +46,7 @@ import os
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +66,7 @@ DEFAULT_SEGMENT_BYTES = 16 << 20  # about 60,000 predictions per segment
 SYNC_EACH, SYNC_INTERVAL = "each", "interval"
 SYNC_MODES = (SYNC_EACH, SYNC_INTERVAL)
 DEFAULT_SYNC_INTERVAL = 0.01  # seconds
+IDLE_RELEASE_SECONDS = 1.0  # how soon an idle writer lets go of a segment the host has left
 ZEROS = bytes(1 << 20)
 
 
@@ -190,7 +194,8 @@ class SpoolWriter:
 
     `sync` says when an answer may leave: SYNC_EACH once its line is flushed to disk (it survives a power cut), or
     SYNC_INTERVAL once its line is written to the page cache (it survives a crash of any process and a database
-    outage), a background thread flushing what the host's writers appended every `sync_interval` seconds.
+    outage), a background thread flushing what the host's writers appended every `sync_interval` seconds. In
+    either mode that thread also lets go of a segment the host has left while the process is idle.
     """
 
     def __init__(self, directory: Path, segment_bytes: int = DEFAULT_SEGMENT_BYTES, sync: str = SYNC_EACH,
@@ -211,6 +216,8 @@ class SpoolWriter:
         self._written = (0, 0)  # (generation, end) just past this process's last line
         self.segment: Path | None = None
         self.syncs = 0  # fdatasyncs this process ran on behalf of the host's writers
+        self.idle_release_seconds = IDLE_RELEASE_SECONDS
+        _WRITERS.add(self)
 
     def append(self, line: bytes) -> None:
         """Write one newline-terminated line and return once `sync` allows; raise SpoolUnavailable if it cannot."""
@@ -298,8 +305,7 @@ class SpoolWriter:
             os.close(sync_fd)
             raise
         self._handles, self._pid = _Handles(writers_fd, sync_fd, state), os.getpid()
-        if self.sync == SYNC_INTERVAL:
-            self._start_flusher()
+        self._start_flusher()
         return self._handles
 
     def _start_flusher(self) -> None:
@@ -310,8 +316,12 @@ class SpoolWriter:
         self._flusher.start()
 
     def _flush_every_interval(self) -> None:
+        """Flush an interval after each append (SYNC_INTERVAL: only then is `_appended` set), and while no append
+        comes let go of the segments the host has left."""
         while not self._stop_flusher.is_set():
-            self._appended.wait()  # an idle worker's flusher sleeps
+            if not self._appended.wait(self.idle_release_seconds):
+                self._release_left_segments()
+                continue
             if self._stop_flusher.wait(self.sync_interval):
                 return
             self._appended.clear()
@@ -321,6 +331,25 @@ class SpoolWriter:
                 log.error("could not flush the prediction spool in %s: %s", self.directory, error)
             if not self._flushed_past(self._written):
                 self._appended.set()  # another process was flushing (from before this one's line), or it failed
+
+    def _release_left_segments(self) -> None:
+        """Close this process's descriptors of a segment the host rotated past, and of a spare a rotation took: an
+        idle writer's shared lock would keep the shipper from ever deleting them."""
+        with self._lock:
+            handles = self._handles
+            if handles is None or self._pid != os.getpid():
+                return
+            try:
+                with _flocked(handles.writers_fd):
+                    generation, spare = handles.state.get("generation"), handles.state.spare_name
+            except OSError as error:  # looked at again next time; appends report a spool that stays broken
+                log.error("could not read the prediction spool's state in %s: %s", self.directory, error)
+                return
+            if handles.segment_fd is not None and handles.generation != generation:
+                os.close(handles.segment_fd)  # the next append joins the current segment
+                handles.segment_fd, handles.generation, self.segment = None, 0, None
+            if handles.spare_name and handles.spare_name != spare:
+                handles.release_spare()
 
     def _flushed_past(self, position: tuple[int, int]) -> bool:
         with self._lock:
@@ -488,6 +517,19 @@ class SpoolWriter:
         if self._handles is not None and self._pid == os.getpid():
             self._handles.close()
         self._handles, self.segment = None, None
+
+
+_WRITERS: weakref.WeakSet[SpoolWriter] = weakref.WeakSet()
+
+
+def _reset_locks_in_a_forked_child() -> None:
+    """A forked child runs only the thread that forked: a writer lock its background thread held at that moment
+    would never be released."""
+    for writer in list(_WRITERS):
+        writer._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_locks_in_a_forked_child)
 
 
 def writer_counters(directory: Path) -> dict[str, int]:
