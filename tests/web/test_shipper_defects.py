@@ -1,8 +1,9 @@
-"""The prediction log under trouble: a database outage in the middle of a batch, and workers left idle after a
-rotation."""
+"""The prediction log under trouble: a database outage in the middle of a batch, workers left idle after a rotation,
+and a flush that fails after its line is written."""
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import time
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from pronostico.prediction_log import db, spool
 from pronostico.prediction_log.schema import log_line
 from pronostico.prediction_log.shipper import DatabaseAway, LogShipper
-from pronostico.prediction_log.spool import SpoolWriter
+from pronostico.prediction_log.spool import SpoolUnavailable, SpoolWriter
 
 
 def answer_line() -> tuple[str, bytes]:
@@ -134,3 +135,33 @@ def test_a_segment_an_idle_writer_appended_to_is_deleted_once_the_host_moved_on(
     assert database.prediction_ids() == answered
     idle.close()
     busy.close()
+
+
+# --- with PRONOSTICO_SPOOL_SYNC=each, answered ⊆ logged -----------------------------------------------------------
+
+def test_a_prediction_refused_for_a_failed_flush_may_be_logged_and_every_answered_one_is(tmp_path, database,
+                                                                                           monkeypatch):
+    spool_dir, answered, refused = tmp_path / "spool", set(), set()
+    writer = SpoolWriter(spool_dir, sync=spool.SYNC_EACH)
+    real_fdatasync = spool.os.fdatasync
+
+    def failing_fdatasync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    for seq in range(6):
+        prediction_id, line = answer_line()
+        if seq == 3:
+            monkeypatch.setattr(spool.os, "fdatasync", failing_fdatasync)
+        try:
+            writer.append(line)
+            answered.add(prediction_id)
+        except SpoolUnavailable:  # the app answers 503
+            refused.add(prediction_id)
+        monkeypatch.setattr(spool.os, "fdatasync", real_fdatasync)
+    assert len(refused) == 1 and len(answered) == 5
+    assert spool.writer_counters(spool_dir)["unflushed_bytes"] == 0
+    writer.close()
+    LogShipper(database.engine, spool_dir).drain()
+    logged = database.prediction_ids()
+    assert answered <= logged  # nothing answered is missing
+    assert refused <= logged  # the line was in the segment before its flush failed: it is logged all the same

@@ -13,6 +13,11 @@ the processes: `.writers` (mmap'ed; its lock guards appending) holds the current
 how far it is known to be on disk, and `.sync` is taken to flush. With SYNC_EACH a line is answered only once the
 flushed range covers it, the same guarantee as an fdatasync per line.
 
+Every answered prediction is logged, and a refused one may be too: answered ⊆ logged. A line is in its segment
+before it is flushed, so when the flush fails (SYNC_EACH) the prediction is refused (SpoolUnavailable, which the
+app answers 503) while its line stays where the shipper reads it, and the shipper logs it like any other. Taking
+it back would mean writing to the segment again, after a failed flush.
+
 Segments are preallocated with real zeros when they are created, and lines overwrite the zeros in place: an
 fdatasync then flushes data blocks only, where an append would also force a journal commit for the new file size
 (about 0.4 ms against 3 ms on this machine's ext4 while other work writes to the disk). JSON never contains a NUL
