@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Blueprint, Response, abort, request
+from werkzeug.exceptions import MethodNotAllowed
 
 from app.openapi import openapi_document
-from app.runtime import json_response, model_summary, runtime
+from app.runtime import UnknownUseCase, json_response, model_summary, runtime
 from pronostico.core.serving import NoModel
 from pronostico.core.usecases import USE_CASES, RequestError, UseCase
 
@@ -42,6 +43,15 @@ def predict(use_case: str) -> Response:
     state = runtime()
     payload = json_payload(input_names(state.model(use_case).use_case))
     return json_response(state.answer_and_log(use_case, payload, "api"))
+
+
+@blueprint.get("/<use_case>/predict")
+def predict_needs_post(use_case: str) -> NoReturn:
+    """Without this route a GET on predict would reach `entities` and read as a missing list, a 404."""
+    if use_case not in USE_CASES:
+        raise UnknownUseCase(use_case)
+    fields = ", ".join(input_names(USE_CASES[use_case]))
+    raise MethodNotAllowed(["POST"], f"predict takes a POST with a JSON object of {fields}")
 
 
 @blueprint.get("/openapi.json")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, render_template, request
+from flask import Flask, Response, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app import metrics
 from app.runtime import UnknownUseCase, json_response
@@ -32,11 +32,15 @@ def is_api_request() -> bool:
     return request.path.startswith("/api/")
 
 
-def respond(status: int, code: str, message: str, field: str | None = None) -> Response | tuple[str, int]:
+def respond(status: int, code: str, message: str, field: str | None = None,
+            headers: dict[str, str] | None = None) -> Response:
     metrics.count_error(status, code)
     if is_api_request():
-        return json_response({"error": {"code": code, "message": message, "field": field}}, status)
-    return render_template("error.html", status=status, code=code, message=message), status
+        answer = json_response({"error": {"code": code, "message": message, "field": field}}, status)
+    else:
+        answer = make_response(render_template("error.html", status=status, code=code, message=message), status)
+    answer.headers.update(headers or {})
+    return answer
 
 
 def register(app: Flask) -> None:
@@ -72,7 +76,10 @@ def register(app: Flask) -> None:
         message = error.description or error.name
         if status == 413:
             message = f"the body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
-        return respond(status, code, message)
+        headers = {}
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:  # a 405 must say what is allowed
+            headers["Allow"] = ", ".join(error.valid_methods)
+        return respond(status, code, message, headers=headers)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response | tuple[str, int]:

@@ -113,6 +113,45 @@ def test_api_errors_are_json_never_html(client, method, path, status, code):
     assert answer.get_json()["error"]["code"] == code
 
 
+@pytest.fixture
+def modelless_client(settings, tmp_path):
+    """A client whose models bucket is empty: routing and method errors must not depend on a model."""
+    from app import create_app
+    from tests.web.conftest import app_config
+
+    app = create_app(app_config((tmp_path / "empty-models").as_uri(), settings.home))
+    yield app.test_client()
+    app.extensions["pronostico"].spool.close()
+
+
+@pytest.mark.parametrize("use_case", ["matchups", "assets"])
+def test_get_on_predict_is_405_allowing_post(modelless_client, use_case):
+    answer = modelless_client.get(f"/api/v1/{use_case}/predict")
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "POST"
+    assert answer.mimetype == "application/json"
+    error = answer.get_json()["error"]
+    assert (error["code"], error["field"]) == ("method_not_allowed", None)
+    assert "POST" in error["message"]
+
+
+@pytest.mark.parametrize(("path", "code"), [
+    ("/api/v1/weather/predict", "unknown_use_case"),
+    ("/api/v1/matchups/predict/now", "not_found"),
+])
+def test_get_on_an_unknown_use_case_or_path_stays_404(modelless_client, path, code):
+    answer = modelless_client.get(path)
+    assert answer.status_code == 404
+    assert answer.get_json()["error"]["code"] == code
+
+
+def test_a_405_from_routing_names_the_allowed_methods(modelless_client):
+    answer = modelless_client.delete("/api/v1/models")
+    assert answer.status_code == 405
+    assert answer.get_json()["error"]["code"] == "method_not_allowed"
+    assert {method.strip() for method in answer.headers["Allow"].split(",")} >= {"GET", "HEAD"}
+
+
 def test_without_a_model_predictions_are_503_json(settings, tmp_path):
     from app import create_app
     from tests.web.conftest import app_config
