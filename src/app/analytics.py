@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, render_template
 from app.errors import respond
 from app.runtime import json_response, model_quality, runtime
 from pronostico.core.usecases import USE_CASES
+from pronostico.core.usecases.base import TopList, UseCase
 from pronostico.prediction_log import db
 
 blueprint = Blueprint("analytics", __name__)
@@ -29,7 +30,7 @@ _cache_lock = threading.Lock()
 
 @blueprint.get("/analytics")
 def page() -> str:
-    return render_template("analytics.html", hours=HOURS, days=DAYS, top=TOP)
+    return render_template("analytics.html", hours=HOURS, days=DAYS, top=TOP, use_cases=USE_CASES)
 
 
 @blueprint.get("/api/v1/analytics")
@@ -75,12 +76,8 @@ def build_report(engine: sa.Engine, now: datetime) -> dict[str, Any]:
         daily = rows("SELECT day, use_case, predictions FROM prediction_daily WHERE day >= :since",
                      since=days[0].isoformat())
         totals = rows("SELECT use_case, SUM(predictions) AS predictions FROM prediction_daily GROUP BY use_case")
-        matchups = rows("SELECT home_team, away_team, predictions FROM prediction_top_matchups "
-                        "ORDER BY predictions DESC, home_team, away_team LIMIT :top", top=TOP)
-        teams = rows("SELECT team, predictions FROM prediction_top_teams ORDER BY predictions DESC, team LIMIT :top",
-                     top=TOP)
-        symbols = rows("SELECT symbol, predictions FROM prediction_top_symbols "
-                       "ORDER BY predictions DESC, symbol LIMIT :top", top=TOP)
+        tops = {top.key: [{**{c: r._mapping[c] for c in top.columns}, "predictions": int(r.predictions)}
+                          for r in rows(top_query(top), top=TOP)] for top in top_lists()}
         outcomes = rows("SELECT use_case, outcome, predictions FROM prediction_outcomes ORDER BY use_case, outcome")
     return {
         "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -88,16 +85,32 @@ def build_report(engine: sa.Engine, now: datetime) -> dict[str, Any]:
                    for name in USE_CASES},
         "hourly": series([h.strftime("%Y-%m-%d %H:00") for h in hours], hourly, lambda v: str(v)[:13] + ":00"),
         "daily": series([d.isoformat() for d in days], daily, lambda v: str(v)[:10]),
-        "top_matchups": [{"home_team": r.home_team, "away_team": r.away_team, "predictions": int(r.predictions)}
-                         for r in matchups],
-        "top_teams": [{"team": r.team, "predictions": int(r.predictions)} for r in teams],
-        "top_symbols": [{"symbol": r.symbol, "predictions": int(r.predictions)} for r in symbols],
+        **tops,
         "outcomes": {name: {c: int(next((r.predictions for r in outcomes
                                         if r.use_case == name and r.outcome == c), 0))
                             for c in use_case.classes}
                      for name, use_case in USE_CASES.items()},
         "models": models_against_baselines(),
+        "use_cases": {name: describe(use_case) for name, use_case in USE_CASES.items()},
     }
+
+
+def top_lists() -> list[TopList]:
+    return [top for use_case in USE_CASES.values() for top in use_case.presentation.top_lists]
+
+
+def top_query(top: TopList) -> str:
+    """The most-asked rows of one of the use case's views (names from the use case, never from a request)."""
+    columns = ", ".join(top.columns)
+    return f"SELECT {columns}, predictions FROM {top.view} ORDER BY predictions DESC, {columns} LIMIT :top"
+
+
+def describe(use_case: UseCase) -> dict[str, Any]:
+    """What the page's script needs to draw a use case: its name, colour and lists."""
+    show = use_case.presentation
+    return {"title": show.title, "color": show.color, "classes": list(use_case.classes),
+            "top_lists": [{"key": t.key, "title": t.title, "columns": list(t.columns)} for t in show.top_lists
+                          if t.drawn]}
 
 
 def series(labels: list[str], found: list[sa.Row[Any]], label_of: Any) -> dict[str, Any]:

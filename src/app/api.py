@@ -12,7 +12,8 @@ from werkzeug.exceptions import MethodNotAllowed
 from app.openapi import openapi_document
 from app.runtime import UnknownUseCase, json_response, model_summary, runtime
 from pronostico.core.serving import NoModel
-from pronostico.core.usecases import USE_CASES, RequestError, UseCase
+from pronostico.core.usecases import USE_CASES
+from pronostico.core.usecases.base import RequestError, UseCase
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 

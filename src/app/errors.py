@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from app import metrics
 from app.runtime import UnknownUseCase, json_response
 from pronostico.core.serving import NoModel
-from pronostico.core.usecases import RequestError
+from pronostico.core.usecases.base import RequestError
 from pronostico.prediction_log.spool import SpoolUnavailable
 
 log = logging.getLogger(__name__)

@@ -5,32 +5,20 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from pronostico.core.usecases import USE_CASES, UseCase
-from pronostico.core.usecases.base import InputField
+from pronostico.core.usecases import USE_CASES
+from pronostico.core.usecases.base import InputField, UseCase
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-ENTITY_HELP = {"team": "a team name from GET /api/v1/matchups/teams",
-               "symbol": "a symbol from GET /api/v1/assets/symbols"}
-ANSWER_FIELDS: dict[str, dict[str, Any]] = {
-    "matchups": {
-        "home_team": {"type": "string"}, "away_team": {"type": "string"}, "neutral": {"type": "boolean"},
-        "tournament": {"type": "string"}, "outcome": {"type": "string", "enum": list(USE_CASES["matchups"].classes)},
-        "winner": {"type": ["string", "null"]},
-    },
-    "assets": {
-        "symbol": {"type": "string"}, "as_of": {"type": "string", "format": "date"},
-        "signal": {"type": "string", "enum": list(USE_CASES["assets"].classes)},
-    },
-}
 
 
-def field_schema(field: InputField, entity_kind: str) -> dict[str, Any]:
+def field_schema(field: InputField, use_case: UseCase) -> dict[str, Any]:
     if field.kind == "bool":
         schema: dict[str, Any] = {"type": "boolean"}
     elif field.kind == "choice":
         schema = {"type": "string", "enum": list(field.choices)}
     else:
-        schema = {"type": "string", "minLength": 1, "description": ENTITY_HELP.get(entity_kind, entity_kind)}
+        schema = {"type": "string", "minLength": 1,
+                  "description": f"a {use_case.entity_kind} from GET /api/v1/{use_case.name}/{use_case.entities_key}"}
     if field.default is not None:
         schema["default"] = field.default
     return {"title": field.label, **schema}
@@ -40,7 +28,7 @@ def request_schema(use_case: UseCase) -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
-        "properties": {f.name: field_schema(f, use_case.entity_kind) for f in use_case.input_fields},
+        "properties": {f.name: field_schema(f, use_case) for f in use_case.input_fields},
         "required": [f.name for f in use_case.input_fields if f.required],
     }
 
@@ -52,7 +40,7 @@ def answer_schema(use_case: UseCase) -> dict[str, Any]:
         "model_version": {"type": "string"},
         "probabilities": {"type": "object", "required": classes,
                           "properties": {c: {"type": "number", "minimum": 0, "maximum": 1} for c in classes}},
-        **ANSWER_FIELDS.get(use_case.name, {}),
+        **{name: dict(schema) for name, schema in use_case.answer_fields.items()},
     }
     return {"type": "object", "properties": properties, "required": list(properties)}
 
@@ -115,7 +103,7 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "pronostico", "version": "1",
-                 "description": "Predictions for national-team football matchups and market assets. Every answered "
+                 "description": f"Predictions for {', '.join(USE_CASES)}. Every answered "
                                 "prediction is logged. Errors are {\"error\": {\"code\", \"message\", \"field\"}}."},
         "paths": paths,
         "components": {"schemas": schemas},

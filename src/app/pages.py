@@ -13,19 +13,10 @@ from markupsafe import Markup, escape
 from app.errors import status_for
 from app.runtime import model_quality, runtime
 from pronostico.core.serving import NoModel, ServingModel
-from pronostico.core.usecases import USE_CASES, RequestError, UseCase
+from pronostico.core.usecases import USE_CASES
+from pronostico.core.usecases.base import InputField, RequestError, UseCase
 
 blueprint = Blueprint("pages", __name__)
-
-CLASS_LABELS = {"home_win": "{home_team} win", "draw": "Draw", "away_win": "{away_team} win",
-                "sell": "Sell", "hold": "Hold", "buy": "Buy"}
-TOURNAMENT_LABELS = {"friendly": "Friendly", "minor_tournament": "Minor tournament", "qualifier": "Qualifier",
-                     "continental": "Continental finals", "world_cup": "World Cup"}
-BASELINE_LABELS = {"class_prior": "the most common result, at its usual rate",
-                   "better_ranked_wins": "the better-ranked side wins",
-                   "most_frequent_class": "always the most common signal",
-                   "same_as_last_bar": "the same signal as the last bar"}
-
 
 @dataclass
 class Card:
@@ -45,7 +36,7 @@ class Card:
     def entities(self) -> list[dict[str, Any]]:
         if self.model is None:
             return []
-        key = "name" if self.use_case.entity_kind == "team" else "symbol"
+        key = self.use_case.entity_key
         return sorted(self.model.entities(), key=lambda e: str(e[key]).lower())
 
     def options(self, field_name: str) -> Markup:
@@ -66,32 +57,28 @@ class Card:
     def bars(self) -> list[dict[str, Any]]:
         if not self.answer:
             return []
-        return [{"class": name, "label": class_label(name, self.answer), "probability": p}
+        return [{"class": name, "label": self.use_case.class_label(name, self.answer), "probability": p}
                 for name, p in self.answer["probabilities"].items()]
 
+    def predicted(self) -> str:
+        return self.answer[self.use_case.answer_class_field] if self.answer else ""
+
     def headline(self) -> str:
-        if not self.answer:
-            return ""
-        if self.name == "matchups":
-            return class_label(self.answer["outcome"], self.answer)
-        return self.answer["signal"].capitalize()
+        return self.use_case.headline(self.answer) if self.answer else ""
+
+    def fields(self, kind: str) -> list[InputField]:
+        return [f for f in self.use_case.input_fields if f.kind == kind]
 
 
 def entity_options(use_case: UseCase, entities: list[dict[str, Any]]) -> str:
     """One <option> per entity, carrying what the picker shows beside the name in data-data."""
     parts = []
     for entity in entities:
-        if use_case.entity_kind == "team":
-            value, data = entity["name"], {"rank": entity["fifa_rank"], "elo": entity["elo"]}
-        else:
-            value, data = entity["symbol"], {"last_bar": entity["last_bar"], "close": entity["close"]}
+        value = entity[use_case.entity_key]
+        data = {"hint": use_case.entity_hint(entity)}
         attribute = htmlsafe_json_dumps(data, dumps=current_app.json.dumps)
         parts.append(f"<option value=\"{escape(value)}\" data-data='{attribute}'>{escape(value)}</option>")
     return "\n".join(parts)
-
-
-def class_label(name: str, answer: dict[str, Any]) -> str:
-    return CLASS_LABELS.get(name, name).format(**{k: v for k, v in answer.items() if isinstance(v, str)})
 
 
 def build_cards() -> dict[str, Card]:
@@ -107,8 +94,7 @@ def build_cards() -> dict[str, Card]:
 
 
 def render_home(cards: dict[str, Card], status: int = 200, focus: str = "") -> tuple[str, int]:
-    return render_template("index.html", cards=cards, focus=focus, tournaments=TOURNAMENT_LABELS,
-                           baselines=BASELINE_LABELS), status
+    return render_template("index.html", cards=cards, focus=focus), status
 
 
 @blueprint.get("/")

@@ -20,8 +20,9 @@ from flask import Flask, Response, current_app
 
 from app import metrics
 from pronostico.core.serving import ModelStore, ServingModel
-from pronostico.core.usecases import USE_CASES, RequestError
-from pronostico.prediction_log.schema import check_classes, log_line
+from pronostico.core.usecases import USE_CASES
+from pronostico.core.usecases.base import RequestError
+from pronostico.prediction_log.schema import check_use_cases, log_line
 from pronostico.prediction_log.spool import SpoolWriter
 
 EXTENSION = "pronostico"
@@ -38,7 +39,7 @@ class Runtime:
 
     @classmethod
     def attach(cls, app: Flask) -> Runtime:
-        check_classes({name: uc.classes for name, uc in USE_CASES.items()})
+        check_use_cases(USE_CASES.values())
         store = ModelStore(app.config["MODELS_URI"], tuple(USE_CASES))
         store.refresh()
         if app.config["MODEL_POLL_SECONDS"] > 0:

@@ -22,7 +22,7 @@ def pronostico(*args: str, home: Path, models_uri: str | None = None) -> subproc
 
 
 def test_predict_json_is_the_http_api_answer(trained_models: str, tmp_path: Path) -> None:
-    done = pronostico("predict", "matchups", "--home", "Brazil", "--away", "Argentina", "--neutral", "--json",
+    done = pronostico("predict", "matchups", "--home-team", "Brazil", "--away-team", "Argentina", "--neutral", "--json",
                       home=tmp_path, models_uri=trained_models)
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
@@ -35,15 +35,15 @@ def test_predict_json_is_the_http_api_answer(trained_models: str, tmp_path: Path
 
 
 def test_predict_prints_a_readable_answer(trained_models: str, tmp_path: Path) -> None:
-    done = pronostico("predict", "matchups", "--home", "USA", "--away", "Mexico", home=tmp_path,
+    done = pronostico("predict", "matchups", "--home-team", "USA", "--away-team", "Mexico", home=tmp_path,
                       models_uri=trained_models)
     assert done.returncode == 0, done.stderr
     assert "United States vs Mexico" in done.stdout and "Most likely:" in done.stdout
 
 
 @pytest.mark.parametrize(("args", "hint"), [
-    (("matchups", "--home", "Brazl", "--away", "Argentina"), "did you mean Brazil"),
-    (("matchups", "--home", "Brazil", "--away", "Brazil"), "must be different"),
+    (("matchups", "--home-team", "Brazl", "--away-team", "Argentina"), "did you mean Brazil"),
+    (("matchups", "--home-team", "Brazil", "--away-team", "Brazil"), "must be different"),
     (("assets", "--symbol", "BTC"), "BTC-USD"),
 ])
 def test_a_bad_choice_is_a_one_line_error_with_exit_code_2(trained_models: str, tmp_path: Path, args: tuple,

@@ -2,14 +2,14 @@
 (function () {
   "use strict";
 
+  // the use cases' names, colours and lists come with the report; classes without a colour here get the palette's
   var COLORS = {
-    matchups: "#2563eb", assets: "#f59e0b",
     home_win: "#2563eb", draw: "#94a3b8", away_win: "#ea580c",
     buy: "#16a34a", hold: "#94a3b8", sell: "#dc2626",
     model: "#1e3a8a", baseline: ["#cbd5e1", "#94a3b8"],
   };
-  var LABELS = { home_win: "Home win", draw: "Draw", away_win: "Away win", buy: "Buy", hold: "Hold", sell: "Sell",
-                 matchups: "Matchups", assets: "Assets" };
+  var PALETTE = ["#0891b2", "#a855f7", "#65a30d", "#e11d48", "#64748b"];
+  var LABELS = { home_win: "Home win", draw: "Draw", away_win: "Away win", buy: "Buy", hold: "Hold", sell: "Sell" };
   var charts = {};
 
   function status(text, isError) {
@@ -33,12 +33,9 @@
       var counts = report.hourly.counts[name] || [];
       return counts.slice(-24).reduce(function (a, b) { return a + b; }, 0);
     };
-    var items = [
-      ["Matchup predictions", report.totals.matchups],
-      ["Asset predictions", report.totals.assets],
-      ["Matchups, last 24 h", lastDay("matchups")],
-      ["Assets, last 24 h", lastDay("assets")],
-    ];
+    var names = Object.keys(report.use_cases);
+    var items = names.map(function (n) { return [report.use_cases[n].title + " predictions", report.totals[n]]; })
+      .concat(names.map(function (n) { return [report.use_cases[n].title + ", last 24 h", lastDay(n)]; }));
     box.replaceChildren.apply(box, items.map(function (item) {
       var div = document.createElement("div");
       div.className = "kpi";
@@ -59,7 +56,8 @@
       data: {
         labels: report.hourly.labels.map(function (l) { return l.slice(5); }),
         datasets: Object.keys(report.hourly.counts).map(function (name) {
-          return { label: LABELS[name] || name, data: report.hourly.counts[name], backgroundColor: COLORS[name],
+          var useCase = report.use_cases[name] || {};
+          return { label: useCase.title || name, data: report.hourly.counts[name], backgroundColor: useCase.color,
                    borderRadius: 2 };
         }),
       },
@@ -84,7 +82,8 @@
       type: "doughnut",
       data: { labels: names.map(function (n) { return LABELS[n] || n; }),
               datasets: [{ data: names.map(function (n) { return counts[n]; }),
-                           backgroundColor: names.map(function (n) { return COLORS[n]; }) }] },
+                           backgroundColor: names.map(function (n, i) {
+                             return COLORS[n] || PALETTE[i % PALETTE.length]; }) }] },
       options: { cutout: "55%" },
     });
   }
@@ -115,7 +114,8 @@
     });
     draw("chart-models", {
       type: "bar",
-      data: { labels: useCases.map(function (u) { return (LABELS[u] || u) + " · " + report.models[u].version; }),
+      data: { labels: useCases.map(function (u) {
+                return (report.use_cases[u] ? report.use_cases[u].title : u) + " · " + report.models[u].version; }),
               datasets: datasets },
       options: { scales: { y: { beginAtZero: true, title: { display: true, text: "log loss" } } } },
     });
@@ -124,13 +124,17 @@
   function render(report) {
     kpis(report);
     hourly(report);
-    topBars("chart-matchups", report.top_matchups, function (r) { return r.home_team + " – " + r.away_team; },
-            COLORS.matchups);
-    topBars("chart-symbols", report.top_symbols, function (r) { return r.symbol; }, COLORS.assets);
-    mix("chart-outcomes-matchups", report.outcomes.matchups || {});
-    mix("chart-outcomes-assets", report.outcomes.assets || {});
+    var total = 0;
+    Object.keys(report.use_cases).forEach(function (name) {
+      var useCase = report.use_cases[name];
+      useCase.top_lists.forEach(function (top) {
+        var label = function (r) { return top.columns.map(function (c) { return r[c]; }).join(" – "); };
+        topBars("chart-" + top.key.replace(/^top_/, ""), report[top.key] || [], label, useCase.color);
+      });
+      mix("chart-outcomes-" + name, report.outcomes[name] || {});
+      total += report.totals[name] || 0;
+    });
     models(report);
-    var total = (report.totals.matchups || 0) + (report.totals.assets || 0);
     status(total ? "" : "No predictions logged yet: ask for one on the Predict page.", false);
     document.getElementById("charts").setAttribute("data-rendered", report.generated_at);
   }

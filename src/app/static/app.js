@@ -3,16 +3,6 @@
 (function () {
   "use strict";
 
-  function hint(data, kind) {
-    if (kind === "team") {
-      var parts = [];
-      if (data.rank) parts.push("FIFA #" + data.rank);
-      if (data.elo) parts.push("Elo " + Math.round(data.elo));
-      return parts.join(" · ");
-    }
-    return data.last_bar ? "last bar " + data.last_bar : "";
-  }
-
   function picker(select) {
     var kind = select.getAttribute("data-picker");
     var options = {
@@ -24,7 +14,7 @@
       render: {
         option: function (data, escape) {
           return '<div><span class="name">' + escape(data.text) + '</span><span class="hint">' +
-            escape(hint(data, kind)) + "</span></div>";
+            escape(data.hint || "") + "</span></div>";
         },
         item: function (data, escape) { return "<div>" + escape(data.text) + "</div>"; },
         no_results: function (data, escape) {

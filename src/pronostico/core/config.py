@@ -296,6 +296,10 @@ class Settings:
     train_params: str = setting(
         "PRONOSTICO_TRAIN_PARAMS", "",
         "training overrides (JSON) for DAG runs whose conf sets none, e.g. `{\"num_trees\": 20}`")
+    extra_use_cases: str = setting(
+        "PRONOSTICO_EXTRA_USE_CASES", "",
+        "more use-case modules, comma-separated, beside the built-in ones (e.g. `tests.usecases.duels`); "
+        "every process that trains or serves them needs it, and the module on its path")
     emr: EmrSettings = field(default_factory=EmrSettings, metadata={SECTION: EmrSettings})
     airflow: AirflowSettings = field(default_factory=AirflowSettings, metadata={SECTION: AirflowSettings})
     watcher: WatcherSettings = field(default_factory=WatcherSettings, metadata={SECTION: WatcherSettings})

@@ -19,7 +19,8 @@ import pandas as pd
 from pronostico.core import evaluate, layout, storage
 from pronostico.core.forest import Forest
 from pronostico.core.layout import current_uri, version_uri
-from pronostico.core.usecases import UseCase, get_use_case
+from pronostico.core.usecases import get_use_case
+from pronostico.core.usecases.base import UseCase
 
 MIN_FAIR_ROWS = 50
 TOLERANCE = 1e-12  # the same model retrained on the same data must count as "not worse"

@@ -22,7 +22,8 @@ import numpy as np
 from pronostico.core import layout, storage
 from pronostico.core.forest import Forest
 from pronostico.core.layout import current_uri, version_uri
-from pronostico.core.usecases import UseCase, get_use_case
+from pronostico.core.usecases import get_use_case
+from pronostico.core.usecases.base import UseCase
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pronostico.core import storage
+from pronostico.core import layout, storage
 from pronostico.core.config import Settings, load_settings
-from pronostico.core.usecases import USE_CASES, RequestError
-from pronostico.core.usecases.matchups import TIERS
+from pronostico.core.usecases import USE_CASES
+from pronostico.core.usecases.base import InputField, RequestError, UseCase
 
 EXIT_USAGE = 2
 
@@ -50,7 +50,7 @@ def _pipeline_commands(commands: Any) -> None:
     run = pipeline.add_parser("run", help="convert, then train, then promote, through spark-submit")
     run.add_argument("--use-case", required=True, choices=sorted(USE_CASES))
     run.add_argument("--input", action="append", required=True, metavar="PATH_OR_URI",
-                     help="a raw CSV (path, file:// or s3://); repeat for more")
+                     help="a raw CSV or a folder of them (path, file:// or s3://); repeat for more")
     run.add_argument("--run-id", help="default: cli-<UTC timestamp>")
     run.add_argument("--params", default="", help='JSON overrides of the training config, e.g. {"num_trees": 50}')
     run.set_defaults(handler=cmd_pipeline_run)
@@ -58,18 +58,24 @@ def _pipeline_commands(commands: Any) -> None:
 
 def _predict_commands(commands: Any) -> None:
     predict = commands.add_parser("predict", help="predict from the current model").add_subparsers(metavar="USE_CASE")
-    matchups = predict.add_parser("matchups", help="P(home win), P(draw), P(away win)")
-    matchups.add_argument("--home", required=True, help="home (first-named) team")
-    matchups.add_argument("--away", required=True)
-    matchups.add_argument("--neutral", action="store_true", help="played on neutral ground")
-    matchups.add_argument("--tournament", default="friendly",
-                          choices=TIERS)
-    matchups.add_argument("--json", action="store_true", help="print the HTTP API's JSON object")
-    matchups.set_defaults(handler=cmd_predict, use_case="matchups")
-    assets = predict.add_parser("assets", help="sell / hold / buy for the next bar")
-    assets.add_argument("--symbol", required=True)
-    assets.add_argument("--json", action="store_true")
-    assets.set_defaults(handler=cmd_predict, use_case="assets")
+    for name, use_case in USE_CASES.items():
+        command = predict.add_parser(name, help=f"{' / '.join(use_case.classes)}, with their probabilities")
+        for field in use_case.input_fields:
+            _add_input(command, field)
+        command.add_argument("--json", action="store_true", help="print the HTTP API's JSON object")
+        command.set_defaults(handler=cmd_predict, use_case=name)
+
+
+def _add_input(command: argparse.ArgumentParser, field: InputField) -> None:
+    """One flag per input field, named after it (home_team: --home-team), as the API's JSON names it."""
+    flag = "--" + field.name.replace("_", "-")
+    if field.kind == "bool":
+        command.add_argument(flag, dest=field.name, action="store_true", help=field.label)
+    elif field.kind == "choice":
+        command.add_argument(flag, dest=field.name, choices=field.choices, default=field.default,
+                             required=field.required, help=field.label)
+    else:
+        command.add_argument(flag, dest=field.name, required=field.required, help=field.label)
 
 
 def _model_commands(commands: Any) -> None:
@@ -150,7 +156,7 @@ def cmd_pipeline_run(args: argparse.Namespace, settings: Settings) -> int:
 
     TrainConfig.from_json(args.params)  # a typo in --params fails here, not minutes later inside Spark
     run_id = args.run_id or f"cli-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-    inputs = [storage.to_uri(i) for i in args.input]
+    inputs = [uri for given in args.input for uri in input_uris(given)]
     print(f"pipeline {args.use_case} run {run_id}: {len(inputs)} input(s)")
     try:
         outcome = run_locally(settings, args.use_case, inputs, run_id, args.params)
@@ -167,27 +173,18 @@ def cmd_pipeline_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from pronostico.core.serving import load_current
 
+    use_case = USE_CASES[args.use_case]
     model = load_current(settings.models_uri, args.use_case)
-    if args.use_case == "matchups":
-        payload = {"home_team": args.home, "away_team": args.away, "neutral": args.neutral,
-                   "tournament": args.tournament}
-    else:
-        payload = {"symbol": args.symbol}
+    payload = {f.name: getattr(args, f.name) for f in use_case.input_fields if getattr(args, f.name) is not None}
     answer = model.predict(payload)
-    print(json.dumps(answer, indent=2) if args.json else _describe_answer(answer))
+    print(json.dumps(answer, indent=2) if args.json else _describe_answer(use_case, answer))
     return 0
 
 
-def _describe_answer(answer: dict[str, Any]) -> str:
-    if "home_team" in answer:
-        venue = "neutral ground" if answer["neutral"] else f"at {answer['home_team']}"
-        title = f"{answer['home_team']} vs {answer['away_team']} ({venue}, {answer['tournament']})"
-        verdict = f"{answer['winner']} to win" if answer["winner"] else "a draw"
-    else:
-        title = f"{answer['symbol']}, next bar after {answer['as_of']}"
-        verdict = answer["signal"]
+def _describe_answer(use_case: UseCase, answer: dict[str, Any]) -> str:
     bars = [f"  {name:<9} {p:6.1%}  {'#' * round(p * 40)}" for name, p in answer["probabilities"].items()]
-    return "\n".join([f"{title}  [model {answer['model_version']}]", *bars, f"Most likely: {verdict}"])
+    return "\n".join([f"{use_case.describe(answer)}  [model {answer['model_version']}]", *bars,
+                      f"Most likely: {use_case.headline(answer)}"])
 
 
 def cmd_models_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -249,7 +246,23 @@ def cmd_upload(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def raw_object_uri(settings: Settings, use_case: str, name: str) -> str:
-    return storage.join(settings.raw_uri, use_case, name)
+    return layout.raw_object(settings.raw_uri, use_case, name)
+
+
+def input_uris(given: str) -> list[str]:
+    """A raw CSV as a URI, or every *.csv in a folder, sorted; a path that is neither fails in one line."""
+    uri = storage.to_uri(given)
+    if storage.is_s3(uri):
+        return [uri]
+    path = storage.local_path(uri)
+    if path.is_dir():
+        found = sorted(path.glob("*.csv"))
+        if not found:
+            raise FileNotFoundError(f"no *.csv files in the folder {path}")
+        return [storage.to_uri(p) for p in found]
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file or folder: {path}")
+    return [uri]
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ def show_predictions(kind: str, inputs: dict[str, list[Path]]) -> None:
     from pronostico.local.cli import main as cli
 
     home, away = SAMPLE_MATCHUPS[kind]
-    cli(["predict", "matchups", "--home", home, "--away", away, "--neutral"])
+    cli(["predict", "matchups", "--home-team", home, "--away-team", away, "--neutral"])
     cli(["predict", "assets", "--symbol", inputs["assets"][0].stem])
 
 

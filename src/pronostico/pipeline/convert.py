@@ -304,16 +304,16 @@ def _merge_sources(use_case: UseCase, frames: list[Any], report: ConvertReport) 
     union = reduce(lambda a, b: a.unionByName(b), tagged)
     rank = Window.partitionBy(*use_case.key_columns).orderBy(F.desc("_priority"), "_file")
     merged = union.withColumn("_rank", F.row_number().over(rank)).filter("_rank = 1").drop("_rank")
-    if use_case.near_duplicate_days:
-        merged = _drop_near_duplicates(merged, use_case.near_duplicate_days)
+    if use_case.near_duplicate_days and use_case.near_duplicate_pair:
+        merged = _drop_near_duplicates(merged, use_case.near_duplicate_pair, use_case.near_duplicate_days)
     return merged.drop("_priority", "_file")
 
 
-def _drop_near_duplicates(frame: Any, days: int) -> Any:
-    """Drop a lower-priority row when a higher one has the same pair of names within `days`."""
+def _drop_near_duplicates(frame: Any, columns: tuple[str, str], days: int) -> Any:
+    """Drop a lower-priority row when a higher one has the same pair of names (either order) within `days`."""
     from pyspark.sql import functions as F
 
-    pair = F.concat_ws("|", F.least("home_team", "away_team"), F.greatest("home_team", "away_team"))
+    pair = F.concat_ws("|", F.least(*columns), F.greatest(*columns))
     keyed = frame.withColumn("_pair", pair)
     better = keyed.select(F.col("_pair").alias("_p"), F.col("date").alias("_d"),
                           F.col("_priority").alias("_pr"))

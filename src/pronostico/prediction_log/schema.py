@@ -9,7 +9,7 @@ prediction id.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,8 +17,13 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
+from pronostico.core.usecases import USE_CASES
+from pronostico.core.usecases.base import UseCase
+
 CHANNELS = ("form", "api")
 ENCODER = msgspec.json.Encoder()
+# Each use case's answer fields (UseCase.log_columns) and classes map onto these columns; a use case with new ones
+# adds them in a migration and here.
 INPUT_COLUMNS = ("home_team", "away_team", "neutral", "tournament", "symbol", "as_of")
 PROBABILITY_CLASSES = ("home_win", "draw", "away_win", "sell", "hold", "buy")
 
@@ -52,30 +57,31 @@ prediction_log = sa.Table(
 COLUMNS = tuple(c.name for c in prediction_log.columns)
 
 
-def check_classes(classes_by_use_case: Mapping[str, Sequence[str]]) -> None:
-    """Fail loudly at start-up if a use case answers a class the table has no column for."""
-    for use_case, classes in classes_by_use_case.items():
-        missing = [c for c in classes if c not in PROBABILITY_CLASSES]
+def check_use_cases(use_cases: Iterable[UseCase]) -> None:
+    """Fail loudly at start-up if a use case answers a class or logs a field the table has no column for."""
+    for use_case in use_cases:
+        missing = [f"p_{c}" for c in use_case.classes if c not in PROBABILITY_CLASSES]
+        missing += [c for c in use_case.log_columns if c not in INPUT_COLUMNS]
         if missing:
-            raise RuntimeError(f"prediction_log has no probability column for {use_case} classes {missing}: "
-                               "add them in a migration and to PROBABILITY_CLASSES")
+            raise RuntimeError(f"prediction_log has no column {', '.join(missing)} for {use_case.name}: "
+                               "add them in a migration and to prediction_log.schema")
 
 
 def log_line(use_case: str, channel: str, answer: Mapping[str, Any], latency_ms: float,
              answered_at: datetime | None = None) -> bytes:
     """The spool line for one answered prediction: a flat JSON object keyed by column name."""
+    spec = USE_CASES[use_case]
     row: dict[str, Any] = {
         "prediction_id": answer["prediction_id"],
         "created_at": (answered_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f"),
         "use_case": use_case,
         "channel": channel,
         "model_version": answer["model_version"],
-        "outcome": answer.get("outcome") or answer.get("signal"),
+        "outcome": answer[spec.answer_class_field],
         "latency_ms": round(latency_ms, 3),
     }
-    for name in INPUT_COLUMNS:
-        if name in answer:
-            row[name] = answer[name]
+    for name in spec.log_columns:
+        row[name] = answer[name]
     for name, probability in answer["probabilities"].items():
         row[f"p_{name}"] = probability
     return ENCODER.encode(row) + b"\n"

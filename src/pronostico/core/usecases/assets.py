@@ -20,8 +20,10 @@ import pandas as pd
 from pronostico.core.usecases.base import (
     ColumnSpec,
     InputField,
+    Presentation,
     RawSchema,
     RequestError,
+    TopList,
     UseCase,
     class_distribution,
     closest,
@@ -126,7 +128,23 @@ class Assets(UseCase):
         "date": "date", "symbol": "string", "open": "double", "high": "double", "low": "double",
         "close": "double", "volume": "double", "source": "string", "symbol_part": "string",
     })
-    input_fields = (InputField("symbol", "entity", "Asset symbol"),)
+    input_fields = (InputField("symbol", "entity", "Symbol"),)
+    display_order = 2
+    entity_key = "symbol"
+    answer_fields = MappingProxyType({
+        "symbol": {"type": "string"}, "as_of": {"type": "string", "format": "date"},
+        "signal": {"type": "string", "enum": list(CLASSES)},
+    })
+    answer_class_field = "signal"
+    log_columns = ("symbol", "as_of")
+    presentation = Presentation(
+        title="Asset", icon="chart.svg", submit="Get the signal", as_of_label="bars up to", holdout_unit="bars",
+        class_labels=MappingProxyType({"sell": "Sell", "hold": "Hold", "buy": "Buy"}),
+        baseline_labels=MappingProxyType({"most_frequent_class": "always the most common signal",
+                                          "same_as_last_bar": "the same signal as the last bar"}),
+        color="#f59e0b", headline_badge=True,
+        top_lists=(TopList("top_symbols", "prediction_top_symbols", ("symbol",), "Most-asked symbols"),),
+    )
     schemas = (
         RawSchema(
             name="ohlcv_daily",
@@ -216,4 +234,11 @@ class Assets(UseCase):
         }
 
 
-ASSETS = Assets()
+    def entity_hint(self, entity: Mapping[str, Any]) -> str:
+        return f"last bar {entity['last_bar']}"
+
+    def describe(self, answer: Mapping[str, Any]) -> str:
+        return f"{answer['symbol']} · next daily bar after {answer['as_of']}"
+
+
+ASSETS = USE_CASE = Assets()

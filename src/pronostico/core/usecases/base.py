@@ -1,13 +1,16 @@
-"""What every use case declares: raw schemas, validation, features, label, entities, requests.
+"""What every use case declares: raw schemas, validation, features, label, entities, requests, answers and how
+they are shown and logged.
 
-Nothing here imports pyspark: the web tier imports use cases too. Validation rules are Spark
-SQL expressions held as strings; the convert job evaluates them, the web tier never does.
+A use case is the only place its facts live: the convert job, training, serving, the form, the OpenAPI document,
+the CLI, the analytics page and the prediction log's row mapping all read them from here. Nothing here imports
+pyspark: the web tier imports use cases too. Validation rules are Spark SQL expressions held as strings; the convert
+job evaluates them, the web tier never does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -72,7 +75,7 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class InputField:
-    """How a form or API client supplies one input (drives the form, OpenAPI and validation)."""
+    """How a form, CLI or API client supplies one input (drives the form, OpenAPI, the CLI and validation)."""
 
     name: str
     kind: str  # "entity" | "bool" | "choice"
@@ -80,6 +83,36 @@ class InputField:
     required: bool = True
     choices: tuple[str, ...] = ()
     default: Any = None
+    choice_labels: Mapping[str, str] = field(default_factory=dict)  # what the form shows for each choice
+    hint: str = ""  # a smaller note beside the label in the form
+
+
+@dataclass(frozen=True)
+class TopList:
+    """One "most asked" list of the analytics page: the log columns it groups by, from a view the migrations made."""
+
+    key: str  # its name in /api/v1/analytics
+    view: str
+    columns: tuple[str, ...]
+    title: str
+    drawn: bool = True  # a chart on the page; otherwise only in the JSON (and QuickSight)
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How the form, the answer panel and the analytics page show a use case."""
+
+    title: str  # the card's heading
+    icon: str  # a file under app/static/icons/
+    submit: str  # the form's button
+    as_of_label: str  # "teams as of", before the snapshot's date
+    holdout_unit: str  # what one holdout row is: "matches", "bars"
+    class_labels: Mapping[str, str]  # per class, a str.format template over the answer's fields
+    baseline_labels: Mapping[str, str]  # per naive baseline, what it predicts in words
+    entity_separator: str = ""  # shown between two entity fields ("vs")
+    headline_badge: bool = False  # the answer's class as a coloured badge rather than coloured text
+    color: str = "#2563eb"  # its colour in the analytics charts
+    top_lists: tuple[TopList, ...] = ()
 
 
 class UseCase:
@@ -102,6 +135,13 @@ class UseCase:
     entities_key: ClassVar[str]  # where entities.json keeps them: "teams" | "symbols"
     frame_extras: ClassVar[Mapping[str, str]]  # non-feature columns of the feature frame: Spark types
     history_group: ClassVar[str | None] = None  # canonical column whose groups are independent histories
+    near_duplicate_pair: ClassVar[tuple[str, str] | None] = None  # an unordered pair of key columns (either order)
+    entity_key: ClassVar[str]  # the field of each `entities()` item that names it
+    answer_fields: ClassVar[Mapping[str, Mapping[str, Any]]]  # the answer's own fields: JSON schema of each
+    answer_class_field: ClassVar[str]  # the answer field that carries the predicted class
+    log_columns: ClassVar[tuple[str, ...]]  # answer fields the prediction log keeps, each a column of its own
+    presentation: ClassVar[Presentation]
+    display_order: ClassVar[int] = 100  # where its card, charts and lists come among the use cases
 
     # --- training side (pandas; run inside Spark with applyInPandas) ---
     def feature_frame(self, canonical: pd.DataFrame) -> pd.DataFrame:
@@ -153,6 +193,23 @@ class UseCase:
 
     def answer(self, request: Any, probabilities: np.ndarray, snapshot: Any) -> dict[str, Any]:
         raise NotImplementedError
+
+    # --- presentation (the form, the CLI) ---
+    def class_label(self, name: str, answer: Mapping[str, Any]) -> str:
+        template = self.presentation.class_labels.get(name, name)
+        return template.format(**{k: v for k, v in answer.items() if isinstance(v, str)})
+
+    def headline(self, answer: Mapping[str, Any]) -> str:
+        """The answer in a few words: the most likely class, labelled."""
+        return self.class_label(answer[self.answer_class_field], answer)
+
+    def entity_hint(self, entity: Mapping[str, Any]) -> str:
+        """What the form's picker shows beside an entity's name."""
+        return ""
+
+    def describe(self, answer: Mapping[str, Any]) -> str:
+        """What the answer is about, in one line (the answer panel's eyebrow, the CLI's title)."""
+        return ", ".join(str(answer[name]) for name in self.log_columns if answer.get(name) not in (None, ""))
 
 
 def class_distribution(labels: np.ndarray, n_classes: int, smoothing: float = 1.0) -> np.ndarray:

@@ -20,8 +20,10 @@ import pandas as pd
 from pronostico.core.usecases.base import (
     ColumnSpec,
     InputField,
+    Presentation,
     RawSchema,
     RequestError,
+    TopList,
     UseCase,
     class_distribution,
     closest,
@@ -40,6 +42,8 @@ ACTIVE_YEARS = 8
 
 # Tiers follow the World Football Elo K factors: the more a match matters, the more it moves.
 TIERS = ("friendly", "minor_tournament", "qualifier", "continental", "world_cup")
+TIER_LABELS = {"friendly": "Friendly", "minor_tournament": "Minor tournament", "qualifier": "Qualifier",
+               "continental": "Continental finals", "world_cup": "World Cup"}
 K_BY_TIER = (20.0, 30.0, 40.0, 50.0, 60.0)
 MAJOR_FINALS = (
     "UEFA Euro", "Copa América", "African Cup of Nations", "AFC Asian Cup", "Gold Cup",
@@ -291,11 +295,32 @@ class Matchups(UseCase):
         "away_points": "double", "source": "string", "year": "int",
     })
     input_fields = (
-        InputField("home_team", "entity", "Home team (or first-named team)"),
+        InputField("home_team", "entity", "Home team", hint="(or first-named)"),
         InputField("away_team", "entity", "Away team"),
         InputField("neutral", "bool", "Neutral venue", required=False, default=False),
         InputField("tournament", "choice", "Match type", required=False, choices=TIERS,
-                   default="friendly"),
+                   default="friendly", choice_labels=MappingProxyType(TIER_LABELS)),
+    )
+    near_duplicate_pair = ("home_team", "away_team")
+    display_order = 1
+    entity_key = "name"
+    answer_fields = MappingProxyType({
+        "home_team": {"type": "string"}, "away_team": {"type": "string"}, "neutral": {"type": "boolean"},
+        "tournament": {"type": "string"}, "outcome": {"type": "string", "enum": list(CLASSES)},
+        "winner": {"type": ["string", "null"]},
+    })
+    answer_class_field = "outcome"
+    log_columns = ("home_team", "away_team", "neutral", "tournament")
+    presentation = Presentation(
+        title="Match", icon="ball.svg", submit="Predict the match", as_of_label="teams as of",
+        holdout_unit="matches",
+        class_labels=MappingProxyType({"home_win": "{home_team} win", "draw": "Draw", "away_win": "{away_team} win"}),
+        baseline_labels=MappingProxyType({"class_prior": "the most common result, at its usual rate",
+                                          "better_ranked_wins": "the better-ranked side wins"}),
+        entity_separator="vs", color="#2563eb",
+        top_lists=(TopList("top_matchups", "prediction_top_matchups", ("home_team", "away_team"),
+                           "Most-asked matchups"),
+                   TopList("top_teams", "prediction_top_teams", ("team",), "Most-asked teams", drawn=False)),
     )
     schemas = (
         RawSchema(
@@ -466,6 +491,15 @@ class Matchups(UseCase):
             "winner": winner,
         }
 
+    def entity_hint(self, entity: Mapping[str, Any]) -> str:
+        parts = [f"FIFA #{entity['fifa_rank']}"] if entity.get("fifa_rank") else []
+        return " · ".join([*parts, f"Elo {round(entity['elo'])}"] if entity.get("elo") else parts)
+
+    def describe(self, answer: Mapping[str, Any]) -> str:
+        venue = " · neutral venue" if answer.get("neutral") else ""
+        tier = TIER_LABELS.get(answer.get("tournament", ""), answer.get("tournament", ""))
+        return f"{answer['home_team']} vs {answer['away_team']}{venue} · {tier}"
+
 
 def _vector(features: Mapping[str, float]) -> np.ndarray:
     return np.array([features[name] for name in FEATURES], dtype=np.float64)
@@ -494,4 +528,4 @@ def _team(payload: Mapping[str, Any], field_name: str, teams: Mapping[str, TeamS
     return name
 
 
-MATCHUPS = Matchups()
+MATCHUPS = USE_CASE = Matchups()
