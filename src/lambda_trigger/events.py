@@ -8,14 +8,18 @@ the same run, which Airflow refuses with 409.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
-# pronostico.core.usecases.USE_CASES, which imports numpy; tests/orchestration keeps the two in step.
-USE_CASE_NAMES = ("matchups", "assets")
+# The release build writes the use cases' names here (pronostico.orchestration.packaging): the Lambda's package
+# holds no use-case module, so it cannot find them the way the source tree does.
+BUNDLED_NAMES = "use_cases.json"
 RUN_ID_PREFIX = "s3"
 _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.~+-]+")  # Airflow's allowed_run_id_pattern, minus ':'
 
@@ -49,6 +53,17 @@ class Ignored:
     reason: str
 
 
+@cache
+def use_case_names() -> tuple[str, ...]:
+    """The use cases an upload can be for: bundled at release time, else found in the source tree."""
+    bundled = resources.files(__package__).joinpath(BUNDLED_NAMES)
+    if bundled.is_file():
+        return tuple(json.loads(bundled.read_text()))
+    from pronostico.core.usecases import names
+
+    return names()
+
+
 def dag_run_id(use_case: str, bucket: str, key: str, version: str) -> str:
     digest = hashlib.sha256(f"{bucket}\n{key}\n{version}".encode()).hexdigest()[:16]
     stem = _RUN_ID_UNSAFE.sub("-", PurePosixPath(key).stem).strip("-")[:40] or "object"
@@ -58,7 +73,7 @@ def dag_run_id(use_case: str, bucket: str, key: str, version: str) -> str:
 def use_case_of(key: str) -> str | None:
     """The use case whose raw folder holds this key, if the key is a CSV there (<use_case>/.../<name>.csv)."""
     parts = key.split("/")
-    if len(parts) < 2 or parts[0] not in USE_CASE_NAMES or not parts[-1].endswith(".csv"):
+    if len(parts) < 2 or parts[0] not in use_case_names() or not parts[-1].endswith(".csv"):
         return None
     if parts[-1].startswith(".") or any(not part for part in parts):
         return None  # hidden files (local temp files) and empty segments are never inputs
@@ -93,7 +108,7 @@ def _upload(record: dict[str, Any]) -> Upload | Ignored:
         return Ignored(key, f"{record.get('eventName')} is not an upload")
     use_case = use_case_of(key)
     if use_case is None:
-        return Ignored(key, f"outside <use_case>/*.csv (use cases: {', '.join(USE_CASE_NAMES)})")
+        return Ignored(key, f"outside <use_case>/*.csv (use cases: {', '.join(use_case_names())})")
     obj = s3["object"]
     return Upload(bucket=str(s3["bucket"]["name"]), key=key, use_case=use_case,
                   etag=str(obj.get("eTag", "")).strip('"'), version_id=str(obj.get("versionId") or ""),

@@ -7,6 +7,7 @@ import re
 import tomllib
 from typing import Any
 
+from lambda_trigger.events import use_case_of
 from pronostico.core.config import BUCKETS, PROJECT_ROOT
 from pronostico.core.usecases import USE_CASES
 
@@ -143,15 +144,14 @@ def test_versioning_on_raw_and_models_and_lifecycle_for_logs_and_quarantine(temp
     assert {"Key": "access_logs.s3.prefix", "Value": "alb-logs"} in web
 
 
-def test_the_raw_bucket_notifies_the_lambda_of_csv_files_under_each_use_case(templates: dict[str, Template]) -> None:
-    configs = bucket(templates, "RawBucket")["NotificationConfiguration"]["LambdaConfigurations"]
-    filters = set()
-    for config in configs:
-        assert config["Event"] == "s3:ObjectCreated:*"
-        assert config["Function"] == {"Ref": "TriggerFunctionArn"}
-        rules = {rule["Name"]: rule["Value"] for rule in config["Filter"]["S3Key"]["Rules"]}
-        filters.add((rules["prefix"], rules["suffix"]))
-    assert filters == {(f"{use_case}/", ".csv") for use_case in USE_CASES}
+def test_the_raw_bucket_notifies_the_lambda_of_every_csv_and_names_no_use_case(templates: dict[str, Template]) -> None:
+    [config] = bucket(templates, "RawBucket")["NotificationConfiguration"]["LambdaConfigurations"]
+    assert config["Event"] == "s3:ObjectCreated:*"
+    assert config["Function"] == {"Ref": "TriggerFunctionArn"}
+    assert config["Filter"]["S3Key"]["Rules"] == [{"Name": "suffix", "Value": ".csv"}]
+    # the trigger, not the template, tells the use cases' folders from the rest
+    assert [use_case_of(f"{name}/x.csv") for name in USE_CASES] == list(USE_CASES)
+    assert use_case_of("other/x.csv") is None
 
 
 def test_the_lambda_permission_is_scoped_to_the_raw_bucket_of_this_account(templates: dict[str, Template]) -> None:
@@ -287,7 +287,7 @@ def test_the_user_data_provides_every_variable_the_boot_scripts_read(templates: 
 
 def test_the_hosts_settings_are_ones_the_code_reads() -> None:
     """Every PRONOSTICO_* variable the host env files set is read in config.py (one place for settings)."""
-    config = (PROJECT_ROOT / "src" / "pronostico" / "config.py").read_text()
+    config = (PROJECT_ROOT / "src" / "pronostico" / "core" / "config.py").read_text()
     for script in ("web_instance.sh", "airflow_instance.sh"):
         text = (BOOTSTRAP_DIR / "aws" / script).read_text()
         written = set(re.findall(r"^(PRONOSTICO_[A-Z0-9_]+)=", text, re.M))

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import sys
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pronostico
+from pronostico.core.usecases import names
 
 SOURCE_ROOT = Path(pronostico.__file__).resolve().parent.parent  # src/, or site-packages/ when installed
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
@@ -30,14 +32,16 @@ def package_files(package_dir: Path, root: Path) -> list[tuple[Path, str]]:
             if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo")]
 
 
-def build_zip(entries: Iterable[tuple[Path, str]]) -> bytes:
+def build_zip(entries: Iterable[tuple[Path, str]], generated: Mapping[str, bytes] | None = None) -> bytes:
+    """The files, and the generated contents, under their names in the archive, in name order."""
+    contents = {name: path.read_bytes() for path, name in entries} | dict(generated or {})
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, name in sorted(entries, key=lambda entry: entry[1]):
+        for name in sorted(contents):
             info = zipfile.ZipInfo(name, FIXED_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
-            archive.writestr(info, path.read_bytes())
+            archive.writestr(info, contents[name])
     return buffer.getvalue()
 
 
@@ -55,10 +59,10 @@ def pronostico_zip() -> bytes:
 
 
 def lambda_zip() -> bytes:
-    """lambda_trigger plus the stdlib-only modules of pronostico that it imports."""
+    """lambda_trigger plus the stdlib-only modules of pronostico that it imports, and the use cases' names."""
     entries = package_files(SOURCE_ROOT / "lambda_trigger", SOURCE_ROOT)
     entries += [(SOURCE_ROOT / name, name) for name in LAMBDA_MODULES]
-    return build_zip(entries)
+    return build_zip(entries, {"lambda_trigger/use_cases.json": json.dumps(list(names())).encode()})
 
 
 def digest(*blobs: bytes) -> str:
