@@ -247,8 +247,8 @@ class SpoolWriter:
         """Open the current segment now (a worker at start-up), so its first request does not wait for it."""
         with self._lock:
             handles = self._open()
-            with self._appending(handles, 0):
-                pass
+            self._lock_segment(handles, 0)
+            fcntl.flock(handles.writers_fd, fcntl.LOCK_UN)
 
     def flush(self, wait: bool = True) -> bool:
         """Flush what the host's writers appended to the current segment; False if there was nothing to flush, or
@@ -366,7 +366,8 @@ class SpoolWriter:
         """Append under the host's append lock; return (generation, end) just past the line, and whether the line
         took the segment past half full (time to prepare the next one)."""
         state = handles.state
-        with self._appending(handles, len(line)) as fd:
+        fd = self._lock_segment(handles, len(line))
+        try:
             start = state.get("end")
             state.set("dirty", 1)
             written = 0
@@ -375,20 +376,26 @@ class SpoolWriter:
             state.set("end", start + len(line))
             state.set("lines", state.get("lines") + 1)
             state.set("dirty", 0)
-            end = start + len(line)
-            return (handles.generation, end), start * 2 < self.segment_bytes <= end * 2
+        finally:
+            fcntl.flock(handles.writers_fd, fcntl.LOCK_UN)
+        end = start + len(line)
+        return (handles.generation, end), start * 2 < self.segment_bytes <= end * 2
 
-    @contextlib.contextmanager
-    def _appending(self, handles: _Handles, room: int) -> Iterator[int]:
-        """The current segment's descriptor with `room` bytes free, the append lock held. A segment to rotate to is
-        prepared with the lock released, so that the host's other writers carry on meanwhile."""
+    def _lock_segment(self, handles: _Handles, room: int) -> int:
+        """Take the append lock and return the current segment's descriptor with `room` bytes free; the caller
+        releases the lock. A segment to rotate to is prepared with the lock released, so that the host's other
+        writers carry on meanwhile. (No context manager: this is every append's path.)"""
         while True:
-            with _flocked(handles.writers_fd):
+            fcntl.flock(handles.writers_fd, fcntl.LOCK_EX)
+            try:
                 fd = self._current_segment(handles, room)
-                if fd is not None:
-                    yield fd
-                    return
                 generation = handles.state.get("generation")
+            except BaseException:
+                fcntl.flock(handles.writers_fd, fcntl.LOCK_UN)
+                raise
+            if fd is not None:
+                return fd
+            fcntl.flock(handles.writers_fd, fcntl.LOCK_UN)
             self._prepare_spare(handles, wait=True, rotating_from=generation)
 
     def _current_segment(self, handles: _Handles, room: int) -> int | None:
