@@ -197,7 +197,7 @@ def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, 
     fitted = tuner.fit(train)
     best = fitted.bestModel
     holdout = frame.filter(F.col("date") >= holdout_start)
-    scored = best.transform(holdout).select(vector_to_array("probability").alias("p")).toPandas()
+    scored = best.transform(holdout).select(*row_key(use_case), vector_to_array("probability").alias("p")).toPandas()
     tried = [{"max_depth": m[forest.maxDepth], "min_instances_per_node": m[forest.minInstancesPerNode],
               "cv_log_loss": float(score)} for m, score in zip(grid, fitted.avgMetrics, strict=True)]
     rf = best.stages[-1]
@@ -205,8 +205,7 @@ def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, 
               "min_instances_per_node": rf.getMinInstancesPerNode(),
               "subsampling_rate": config.subsampling_rate, "max_bins": config.max_bins,
               "feature_subset_strategy": rf.getFeatureSubsetStrategy(), "seed": config.seed}
-    return {"model": best, "tried": tried, "chosen": chosen,
-            "holdout_spark_probabilities": np.vstack(scored["p"].to_numpy()) if len(scored) else None}
+    return {"model": best, "tried": tried, "chosen": chosen, "holdout_spark_probabilities": scored}
 
 
 def write_spark_model(spark: Any, model: Any, uri: str) -> Forest:
@@ -221,13 +220,28 @@ def write_spark_model(spark: Any, model: Any, uri: str) -> Forest:
     return Forest.from_trees([trees[t] for t in sorted(trees)])
 
 
-def check_parity(forest: Forest, spark_probabilities: np.ndarray | None, holdout: pd.DataFrame,
-                 use_case: UseCase) -> None:
-    """Fail the job if the forest the web tier will evaluate disagrees with Spark's."""
-    if spark_probabilities is None or not len(holdout):
+def row_key(use_case: UseCase) -> list[str]:
+    """The columns that name one feature row: the dataset's key, and the mirror flag where a row has a mirrored
+    twin (a neutral match trains in both orders, on the same date)."""
+    return [*use_case.key_columns, *(["mirror"] if "mirror" in use_case.frame_extras else [])]
+
+
+def check_parity(forest: Forest, spark_scored: pd.DataFrame, holdout: pd.DataFrame, use_case: UseCase) -> None:
+    """Fail the job if the forest the web tier will evaluate disagrees with Spark's.
+
+    `spark_scored` holds the row key and Spark's probability vector `p` of each holdout row. Rows are paired on
+    the key, never by position: the holdout was read from a cached frame evaluated twice, and a lost executor
+    recomputes partitions in whatever order they finish.
+    """
+    if not len(holdout):
         return
+    key = row_key(use_case)
+    paired = holdout[key].merge(spark_scored, on=key, how="left")
+    if len(spark_scored) != len(holdout) or len(paired) != len(holdout) or paired["p"].isna().any():
+        raise RuntimeError(f"Spark scored {len(spark_scored)} rows that are not the {len(holdout)} holdout rows "
+                           f"one for one (paired on {', '.join(key)})")
     ours = forest.predict_proba(holdout[list(use_case.feature_names)].to_numpy())
-    worst = float(np.max(np.abs(ours - spark_probabilities)))
+    worst = float(np.max(np.abs(ours - np.vstack(paired["p"].to_numpy()))))
     if worst > PARITY_TOLERANCE:
         raise RuntimeError(f"JVM-free forest differs from Spark by {worst:.3g} on the holdout")
 
