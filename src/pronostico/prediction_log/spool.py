@@ -477,8 +477,13 @@ class SpoolWriter:
                 if state.spare_name or rotating_from not in (None, state.get("generation")):
                     return
             fd, path = self._create_spare()
-            with _flocked(handles.writers_fd):
-                state.spare_name = path.name
+            try:
+                with _flocked(handles.writers_fd):
+                    state.spare_name = path.name
+            except BaseException:
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                raise
             handles.release_spare()
             handles.spare_fd, handles.spare_name = fd, path.name
         finally:
