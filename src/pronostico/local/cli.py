@@ -258,7 +258,7 @@ def input_uris(given: str) -> list[str]:
     if path.is_dir():
         found = sorted(path.glob("*.csv"))
         if not found:
-            raise FileNotFoundError(f"no *.csv files in the folder {path}")
+            raise FileNotFoundError(f"no *.csv files in the folder: {path}")
         return [storage.to_uri(p) for p in found]
     if not path.is_file():
         raise FileNotFoundError(f"no such file or folder: {path}")
