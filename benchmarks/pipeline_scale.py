@@ -3,7 +3,7 @@
 The steps run exactly as the local backend runs them (spark-submit of emr_scripts/, local mode), on synthetic matches
 scaled up. The anchor converts the same CSV to parquet with pyarrow alone: no JVM, no validation, one process.
 Training uses one fixed, small configuration at every size so that sizes compare; the default grid's time on the
-real file is in the freshness and pipeline figures of the README.
+real file is in the freshness and pipeline figures of docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
