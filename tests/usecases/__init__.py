@@ -1,0 +1,1 @@
+"""Use cases that exist only for the tests: proof that a use case is one module and nothing else."""
