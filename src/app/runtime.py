@@ -21,7 +21,6 @@ from flask import Flask, Response, current_app
 from app import metrics
 from pronostico.core.serving import ModelStore, ServingModel
 from pronostico.core.usecases import USE_CASES
-from pronostico.core.usecases.base import RequestError
 from pronostico.prediction_log.schema import check_use_cases, log_line
 from pronostico.prediction_log.spool import SpoolWriter
 
@@ -99,10 +98,6 @@ def dumps(value: Any) -> bytes:
 def json_response(value: Any, status: int = 200, *, raw: bytes | None = None) -> Response:
     return current_app.response_class(raw if raw is not None else dumps(value), status=status,
                                       mimetype="application/json")
-
-
-def error_response(error: RequestError, status: int) -> Response:
-    return json_response(error.as_dict(), status)
 
 
 def model_quality(model: ServingModel) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """A random forest the web tier evaluates without a JVM.
 
 Spark saves a RandomForestClassificationModel as parquet: one row per node with its split
-and its class counts (`impurityStats`). `Forest.from_spark_model` flattens every tree into
-shared numpy arrays, and `Forest.predict_proba` walks all trees at once, one level per step.
-Spark's probability is the sum over trees of each leaf's normalised class counts, normalised
+and its class counts (`impurityStats`). The training job reads that node table back through
+Spark (`write_spark_model` in pipeline/train.py) and `Forest.from_trees` flattens every tree
+into shared numpy arrays; the artifact keeps them as `to_bytes` wrote them, and the web tier
+loads them with `from_bytes`. `Forest.predict_proba` walks all trees at once, one level per
+step. Spark's probability is the sum over trees of each leaf's normalised class counts, normalised
 again; continuous splits send `x[feature] <= threshold` left. Reproducing that exactly is what
 the parity test checks.
 """
@@ -13,10 +15,8 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 
 @dataclass(frozen=True)
@@ -80,15 +80,6 @@ class Forest:
         with np.load(io.BytesIO(data)) as arrays:
             return cls(arrays["feature"], arrays["threshold"], arrays["left"], arrays["right"],
                        arrays["leaf_value"], arrays["roots"], int(arrays["depth"]))
-
-    @classmethod
-    def from_spark_model(cls, model_dir: Path) -> Forest:
-        """Read the node table that Spark's model.save() wrote under `model_dir`/data."""
-        table = pq.read_table(model_dir / "data").to_pydict()
-        trees: dict[int, list[dict]] = {}
-        for tree_id, node in zip(table["treeID"], table["nodeData"], strict=True):
-            trees.setdefault(int(tree_id), []).append(node)
-        return cls.from_trees([trees[t] for t in sorted(trees)])
 
     @classmethod
     def from_trees(cls, trees: list[list[dict]]) -> Forest:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,3 @@ class ModelStore:
         thread = threading.Thread(target=poll, name="model-poller", daemon=True)
         thread.start()
         return thread
-
-    def loaded(self) -> Iterable[ServingModel]:
-        return self.models.values()

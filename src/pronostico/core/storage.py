@@ -239,25 +239,3 @@ def upload_file(path: Path, uri: str) -> None:
         return
     copy(path.resolve().as_uri(), uri)
 
-
-def download_tree(prefix_uri: str, target: Path) -> Path:
-    """Copy every object under a prefix into a local folder, keeping relative paths."""
-    if not is_s3(prefix_uri):
-        return local_path(prefix_uri)
-    base = split_uri(prefix_uri)[1].rstrip("/") + "/"
-    for info in _list_s3(prefix_uri, ""):
-        dest = target / info.key[len(base):]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _s3().download_file(split_uri(info.uri)[0], info.key, str(dest))
-    return target
-
-
-def upload_tree(source: Path, prefix_uri: str) -> None:
-    if not is_s3(prefix_uri):
-        target = local_path(prefix_uri)
-        if target.resolve() != source.resolve():
-            shutil.copytree(source, target, dirs_exist_ok=True)
-        return
-    for path in sorted(source.rglob("*")):
-        if path.is_file():
-            upload_file(path, join(prefix_uri, path.relative_to(source).as_posix()))
