@@ -29,7 +29,7 @@ def test_the_artifact_holds_every_part_of_the_contract(matchups_run: TrainedRun)
     assert manifest["inputs"][0]["etag"] and manifest["inputs"][0]["schema"] == "kaggle_fifa_ranked"
     assert manifest["training_range"]["end"] < manifest["holdout_range"]["start"], "the split is by time"
     assert manifest["versions"]["pyspark"].startswith("3.5.")
-    assert manifest["dag_run_id"] == matchups_run.run_id
+    assert manifest["run_id"] == matchups_run.run_id
     assert {"max_depth", "min_instances_per_node", "num_trees"} <= set(manifest["hyperparameters"])
 
 

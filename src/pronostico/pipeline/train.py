@@ -280,8 +280,7 @@ def build_manifest(use_case: UseCase, version: str, run_id: str, rows: pd.DataFr
         "version": version,
         "use_case": use_case.name,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run_id": run_id,
-        "dag_run_id": run_id,
+        "run_id": run_id,  # the DAG run id, or the CLI's own for a run outside Airflow; version_for_run reads it
         "inputs": [{k: f[k] for k in ("uri", "etag", "size", "schema", "rows_read", "rows_kept",
                                       "rows_quarantined")} for f in report.get("files", [])],
         "rows": {"read": report.get("rows_read"), "kept": report.get("rows_kept"),
