@@ -1,9 +1,9 @@
 """What one app process holds: its ModelStore, its spool writer, and the answer-and-log path every channel shares.
 
-The request path is kept lean on purpose (issue 6 measures it under load): no database round trip, one JSON line
+The request path is kept lean because a sync worker's Python CPU is what limits logged predictions per second
+(docs/BENCHMARKS.md, "Serving", measures them against /healthz under load): no database round trip, one JSON line
 appended to the host's spool (flushed before the answer or within milliseconds after, per PRONOSTICO_SPOOL_SYNC),
-and what only changes with the model (the GET endpoints' JSON, the pickers' options)
-built once per model version.
+and what only changes with the model (the GET endpoints' JSON, the pickers' options) built once per model version.
 """
 
 from __future__ import annotations
