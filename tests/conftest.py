@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,8 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
     """One local Spark session for the whole run (starting a JVM costs seconds)."""
+    from pyspark import SparkContext
+
     from pronostico.pipeline.spark import spark_session
 
     os.environ.setdefault("PRONOSTICO_SHUFFLE_PARTITIONS", "4")
@@ -41,6 +44,12 @@ def spark() -> Iterator[object]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+    # stop() leaves py4j's gateway open, and py4j logs at INFO from the __del__ of each connection it still holds at
+    # exit, after pytest has closed the captured streams that a test's logging setup (Airflow's) writes to: each
+    # such log is a "Logging error" traceback after the summary. Close the gateway while the streams are open, and
+    # keep py4j quiet about any connection object that is only collected at exit.
+    SparkContext._gateway.shutdown()
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.fixture
