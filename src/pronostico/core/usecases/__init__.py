@@ -62,8 +62,16 @@ def _load(modules: tuple[str, ...]) -> dict[str, UseCase]:
 class Registry(Mapping[str, "UseCase"]):
     """Name -> use case, imported on first use (the names are known before)."""
 
+    def __init__(self) -> None:
+        self._by_extra: dict[str, dict[str, UseCase]] = {}
+
     def _cases(self) -> dict[str, UseCase]:
-        return _load(module_names())
+        # every logged answer looks its use case up: one environment read and one dict lookup
+        extra = os.environ.get(EXTRA_VARIABLE, "")
+        cases = self._by_extra.get(extra)
+        if cases is None:
+            cases = self._by_extra[extra] = _load(_modules(extra))
+        return cases
 
     def __getitem__(self, name: str) -> UseCase:
         return self._cases()[name]
