@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 import msgspec
@@ -67,20 +68,28 @@ def check_use_cases(use_cases: Iterable[UseCase]) -> None:
                                "add them in a migration and to prediction_log.schema")
 
 
+@cache
+def row_mapping(use_case: str) -> tuple[str, tuple[str, ...]]:
+    """The answer field the `outcome` column takes, and the answer fields logged as columns (kept per process: it is
+    on every answer's path, and a registry lookup costs more than the rest of the row)."""
+    spec = USE_CASES[use_case]
+    return spec.answer_class_field, spec.log_columns
+
+
 def log_line(use_case: str, channel: str, answer: Mapping[str, Any], latency_ms: float,
              answered_at: datetime | None = None) -> bytes:
     """The spool line for one answered prediction: a flat JSON object keyed by column name."""
-    spec = USE_CASES[use_case]
+    class_field, log_columns = row_mapping(use_case)
     row: dict[str, Any] = {
         "prediction_id": answer["prediction_id"],
         "created_at": (answered_at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%f"),
         "use_case": use_case,
         "channel": channel,
         "model_version": answer["model_version"],
-        "outcome": answer[spec.answer_class_field],
+        "outcome": answer[class_field],
         "latency_ms": round(latency_ms, 3),
     }
-    for name in spec.log_columns:
+    for name in log_columns:
         row[name] = answer[name]
     for name, probability in answer["probabilities"].items():
         row[f"p_{name}"] = probability
