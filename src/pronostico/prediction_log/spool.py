@@ -6,7 +6,7 @@ setting (flushed before the answer, or within an interval after it). The log shi
 in order and records, in positions.json, how far each one reached the database.
 
 Group commit across processes. A sync worker has one request in flight, so a spool per worker would need one
-fdatasync per answer, and the flush is the largest cost of a logged prediction over an unlogged one (issue 6). The
+fdatasync per answer, and the flush is the main cost of a logged prediction over an unlogged one (BENCHMARKS.md). The
 workers of a host therefore append to one current segment, and whoever finds its line not yet on disk flushes the
 segment for everyone: one fdatasync covers every line appended before it started. Two flock'ed files coordinate
 the processes: `.writers` (mmap'ed; its lock guards appending) holds the current segment, where its data ends and
