@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from pronostico.core.config import PROJECT_ROOT
 
+TRUST_STORE = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+
 GUIDE = PROJECT_ROOT / "implementation_guide.md"
 AWS_CLI = PROJECT_ROOT / "tools" / "awscli" / ".venv" / "bin" / "aws"
 GLOBAL_OPTIONS_WITH_VALUE = {"--region", "--output", "--query", "--profile", "--endpoint-url"}
@@ -147,9 +149,11 @@ class GuideRunner:
         return output
 
     def _bash(self, script: str, where: str, variables: Mapping[str, str]) -> str:
+        # the admin's machine keeps its own trust store: uv reaches PyPI through it to build the project
+        trust = {name: os.environ[name] for name in TRUST_STORE if name in os.environ}
         environment = {"PATH": f"{AWS_CLI.parent}:{os.environ['PATH']}", "HOME": os.environ.get("HOME", "/root"),
-                       "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1", **self.credentials,
-                       **self.variables, **variables}
+                       "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1", **trust,
+                       **self.credentials, **self.variables, **variables}
         done = subprocess.run(["bash", "-c", f"set -euo pipefail\n{script}"], cwd=PROJECT_ROOT, env=environment,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{where}: {script}\n{done.stderr[-2000:]}"
