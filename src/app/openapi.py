@@ -77,8 +77,13 @@ def use_case_paths(use_case: UseCase) -> dict[str, Any]:
     }
 
 
-@cache
 def openapi_document() -> dict[str, Any]:
+    """Built once per set of use cases (PRONOSTICO_EXTRA_USE_CASES can add one)."""
+    return _document(tuple(USE_CASES))
+
+
+@cache
+def _document(names: tuple[str, ...]) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/api/v1/models": {"get": {
             "operationId": "list_models", "summary": "Per use case: the serving version, its holdout metrics and "
@@ -95,7 +100,7 @@ def openapi_document() -> dict[str, Any]:
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "object", "required": ["code", "message", "field"], "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": ["string", "null"]}}}}}}
-    for use_case in USE_CASES.values():
+    for use_case in (USE_CASES[name] for name in names):
         paths.update(use_case_paths(use_case))
         title = use_case.name.capitalize()
         schemas[f"{title}Request"] = request_schema(use_case)
@@ -103,7 +108,7 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "pronostico", "version": "1",
-                 "description": f"Predictions for {', '.join(USE_CASES)}. Every answered "
+                 "description": f"Predictions for {', '.join(names)}. Every answered "
                                 "prediction is logged. Errors are {\"error\": {\"code\", \"message\", \"field\"}}."},
         "paths": paths,
         "components": {"schemas": schemas},

@@ -41,6 +41,7 @@ NON_DEFAULT = {
     "PRONOSTICO_SPARK_DRIVER_MEMORY": "1g",
     "PRONOSTICO_SHUFFLE_PARTITIONS": "3",
     "PRONOSTICO_TRAIN_PARAMS": '{"num_trees": 20}',
+    "PRONOSTICO_EXTRA_USE_CASES": "tests.usecases.duels",
     "PRONOSTICO_EMR_RELEASE": "emr-7.0.0",
     "PRONOSTICO_EMR_SUBNET_IDS": "subnet-a,subnet-b",
     "PRONOSTICO_EMR_SERVICE_ROLE": "ServiceRole",
