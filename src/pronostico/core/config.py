@@ -240,7 +240,8 @@ class WebSettings:
     spool_sync: str = setting(
         "PRONOSTICO_SPOOL_SYNC", "interval",
         "when an answer may leave: its log line in the page cache and flushed within PRONOSTICO_SPOOL_SYNC_MS by a "
-        "background thread (`interval`), or flushed to disk first (`each`); see docs/PREDICTION_LOG.md, \"Nothing is lost\"")
+        "background thread (`interval`), or flushed to disk first (`each`); "
+        "see docs/PREDICTION_LOG.md, \"Nothing is lost\"")
     spool_sync_ms: float = setting("PRONOSTICO_SPOOL_SYNC_MS", 10.0,
                                    "the `interval` mode's flush period, in milliseconds", parse=float)
 
