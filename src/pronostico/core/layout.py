@@ -16,6 +16,7 @@ FEATURES = "features.json"
 ENTITIES = "entities.json"
 HOLDOUT = "holdout.parquet"
 PROMOTION = "promotion.json"
+BACKTEST = "backtest.json"  # use cases with a trading rule: the holdout backtest with its equity curves
 SPARK_MODEL = "spark_model"
 CURRENT = "current.json"
 
@@ -34,6 +35,14 @@ def raw_prefix(raw_uri: str, use_case: str) -> str:
 
 def raw_object(raw_uri: str, use_case: str, name: str) -> str:
     return join(raw_uri, use_case, name)
+
+
+SYNTHETIC_FOLDER = "synthetic"  # raw/<use_case>/synthetic/: generated demo data, left out once real data is there
+
+
+def is_synthetic(raw_uri: str, use_case: str, uri: str) -> bool:
+    """Whether an object under raw/<use_case>/ is generated demo data rather than a user's own."""
+    return uri.startswith(join(raw_uri, use_case, SYNTHETIC_FOLDER) + "/")
 
 
 # --- processed bucket ---
@@ -78,8 +87,22 @@ def version_file(models_uri: str, use_case: str, version: str, name: str) -> str
 
 
 def current_uri(models_uri: str, use_case: str) -> str:
-    """The serving pointer, written last and only by promotion."""
+    """The serving pointer: the model version and the version whose entity state it serves (registry.py)."""
     return join(models_uri, use_case, CURRENT)
+
+
+def evaluations_uri(models_uri: str, use_case: str) -> str:
+    return join(models_uri, use_case, "evaluations")
+
+
+def evaluation_uri(models_uri: str, use_case: str, run_id: str) -> str:
+    """One run's prospective evaluation of the serving champion, on rows newer than anything it saw."""
+    return join(evaluations_uri(models_uri, use_case), f"{safe_name(run_id)}.json")
+
+
+def observed_events_uri(models_uri: str, use_case: str) -> str:
+    """The real events of the newest run's data, for the log shipper to load next to the prediction log."""
+    return join(models_uri, use_case, "observed", "events.json")
 
 
 # --- artifacts bucket ---
