@@ -105,6 +105,10 @@ def _triggered_by_upload(settings: Settings, conf: Mapping[str, Any], use_case: 
     objects = data.training_inputs(settings.raw_uri, quarantine_uri(settings, use_case), use_case)
     inputs = tuple(o.uri for o in objects)
     if trigger not in inputs:
+        if layout.is_synthetic(settings.raw_uri, use_case, trigger):
+            LOG.info("%s is synthetic demo data, left out because %s has real data: nothing to run", trigger,
+                     use_case)
+            return []
         raise RunRejected(f"{trigger} is not among the training inputs of {use_case}")
     # S3 sends one event per object: six files uploaded together make six runs, and the first trains on all six.
     if not force and champion_inputs(settings, use_case) == {(o.uri, o.etag) for o in objects}:

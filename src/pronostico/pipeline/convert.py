@@ -11,6 +11,7 @@ later runs skip it, and the job fails with a one-line reason.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from pronostico.core import layout, storage
 from pronostico.core.layout import rejected_marker, run_data_uri, run_quarantine_uri, run_report_uri
 from pronostico.core.usecases.base import MAX_TEXT_LENGTH, ColumnSpec, RawSchema, UseCase
 
+LOG = logging.getLogger(__name__)
 HEADER_PROBE_BYTES = 64 * 1024
 DEFAULT_MAX_BAD_FRACTION = 0.05
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -98,8 +100,18 @@ def is_rejected(quarantine_uri: str, etag: str) -> bool:
 
 
 def training_inputs(raw_uri: str, quarantine_uri: str, use_case: str) -> list[storage.ObjectInfo]:
-    """The raw CSVs a run trains on: all of the use case's, except those an earlier run rejected."""
-    return [info for info in raw_inputs(raw_uri, use_case) if not is_rejected(quarantine_uri, info.etag)]
+    """The raw CSVs a run trains on: the use case's, except those an earlier run rejected.
+
+    Generated demo data (under raw/<use_case>/synthetic/) counts only while it is all there is: once a user's own
+    file is there, a model trained on it must not learn from made-up rows too.
+    """
+    objects = raw_inputs(raw_uri, use_case)
+    synthetic = [info for info in objects if layout.is_synthetic(raw_uri, use_case, info.uri)]
+    if synthetic and len(synthetic) < len(objects):
+        LOG.info("%s: leaving out %d synthetic demo file(s) because real data is there: %s", use_case,
+                 len(synthetic), ", ".join(info.key.rsplit("/", 1)[-1] for info in synthetic))
+        objects = [info for info in objects if info not in synthetic]
+    return [info for info in objects if not is_rejected(quarantine_uri, info.etag)]
 
 
 def preflight(use_case: UseCase, uri: str, quarantine_uri: str, run_id: str) -> str:
