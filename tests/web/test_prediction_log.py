@@ -22,7 +22,7 @@ from pronostico.prediction_log.shipper import DatabaseAway, LogShipper
 from pronostico.prediction_log.spool import SpoolReader, SpoolUnavailable, SpoolWriter, writer_counters
 
 VIEWS = {"prediction_hourly", "prediction_daily", "prediction_top_matchups", "prediction_top_teams",
-         "prediction_top_symbols", "prediction_outcomes"}
+         "prediction_top_symbols", "prediction_outcomes", "prediction_live_results", "model_live_scores"}
 
 
 def matchup_answer(home: str = "Brazil", away: str = "Argentina") -> dict:
@@ -222,7 +222,7 @@ def test_an_unwritable_spool_refuses_the_line(tmp_path):
 
 def test_migrations_create_the_table_and_views_and_downgrade_removes_them(db_url):
     db.upgrade(db_url)
-    assert db.current_revision(db_url) == "0002"
+    assert db.current_revision(db_url) == "0003"
     engine = db.create_engine(db_url)
     try:
         inspector = sa.inspect(engine)
@@ -231,10 +231,11 @@ def test_migrations_create_the_table_and_views_and_downgrade_removes_them(db_url
         indexed = {tuple(index["column_names"]) for index in inspector.get_indexes("prediction_log")}
         assert ("created_at",) in indexed and ("use_case", "created_at") in indexed
         assert inspector.get_pk_constraint("prediction_log")["constrained_columns"] == ["prediction_id"]
+        assert "observed_events" in inspector.get_table_names()
         from alembic.autogenerate import compare_metadata
         from alembic.migration import MigrationContext
 
-        with engine.connect() as connection:  # the shipper's table is exactly what the migrations made
+        with engine.connect() as connection:  # the shipper's tables are exactly what the migrations made
             diff = compare_metadata(MigrationContext.configure(connection), metadata)
         assert [d for d in diff if d[0] not in ("remove_table",)] == []
     finally:
@@ -247,7 +248,7 @@ def test_migrations_create_the_table_and_views_and_downgrade_removes_them(db_url
     finally:
         engine.dispose()
     db.upgrade(db_url)  # and back up again
-    assert db.current_revision(db_url) == "0002"
+    assert db.current_revision(db_url) == "0003"
 
 
 def test_shipping_is_idempotent_and_the_views_count_it(db_url, tmp_path):

@@ -57,6 +57,28 @@ prediction_log = sa.Table(
 
 COLUMNS = tuple(c.name for c in prediction_log.columns)
 
+# What really happened, loaded by the shipper from each run's events file (pronostico.prediction_log.live); the
+# views prediction_live_results and model_live_scores score the logged predictions against it.
+observed_events = sa.Table(
+    "observed_events",
+    metadata,
+    sa.Column("use_case", sa.String(32), primary_key=True),
+    sa.Column("subject_a", sa.String(100), primary_key=True, comment="home team, or the symbol"),
+    sa.Column("subject_b", sa.String(100), primary_key=True, server_default="",
+              comment="away team, or empty for assets"),
+    sa.Column("event_date", sa.Date, primary_key=True, comment="when it happened"),
+    sa.Column("earliest_as_of", sa.Date, nullable=False, comment="the oldest prediction as_of this event resolves"),
+    sa.Column("outcome", sa.String(16), nullable=False, comment="the class that happened"),
+    sa.Column("loaded_at", UtcDateTime, nullable=False, comment="when the shipper last wrote it, UTC"),
+    sa.Index("ix_observed_events_window", "use_case", "subject_a", "subject_b", "event_date", "earliest_as_of",
+             "outcome"),
+    mysql_charset="utf8mb4",
+)
+
+EVENT_KEY = ("use_case", "subject_a", "subject_b", "event_date")
+EVENT_VALUES = ("earliest_as_of", "outcome", "loaded_at")
+EVENT_FIELDS = ("subject_a", "subject_b", "event_date", "earliest_as_of", "outcome")  # of each event in a file
+
 
 def check_use_cases(use_cases: Iterable[UseCase]) -> None:
     """Fail loudly at start-up if a use case answers a class or logs a field the table has no column for."""
@@ -124,3 +146,30 @@ def insert_rows(connection: sa.Connection, rows: Iterable[Mapping[str, Any]]) ->
     rows = list(rows)
     if rows:
         connection.execute(insert_ignoring_duplicates(connection.dialect.name), rows)
+
+
+def upsert_events_statement(dialect_name: str) -> sa.Insert:
+    """INSERT that replaces the window start, the outcome and loaded_at of an event already there (same key)."""
+    if dialect_name in ("mysql", "mariadb"):
+        statement = mysql.insert(observed_events)
+        return statement.on_duplicate_key_update({name: statement.inserted[name] for name in EVENT_VALUES})
+    if dialect_name in ("sqlite", "postgresql"):
+        statement = (sqlite if dialect_name == "sqlite" else postgresql).insert(observed_events)
+        return statement.on_conflict_do_update(index_elements=list(EVENT_KEY),
+                                               set_={name: statement.excluded[name] for name in EVENT_VALUES})
+    raise ValueError(f"observed events do not support {dialect_name!r} databases")
+
+
+def upsert_events(connection: sa.Connection, use_case: str, events: Iterable[Mapping[str, Any]],
+                  batch_rows: int = 1000) -> int:
+    """Insert a use case's events, or update the ones already loaded; return how many were written.
+
+    Each event has subject_a, subject_b, event_date, earliest_as_of (dates) and outcome.
+    """
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    rows = [{"use_case": use_case, "loaded_at": loaded_at, **{name: event[name] for name in EVENT_FIELDS}}
+            for event in events]
+    statement = upsert_events_statement(connection.dialect.name)
+    for start in range(0, len(rows), batch_rows):
+        connection.execute(statement, rows[start:start + batch_rows])
+    return len(rows)
