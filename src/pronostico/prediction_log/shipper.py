@@ -3,12 +3,17 @@
     python -m pronostico.prediction_log.shipper           # run until SIGTERM (the `log-shipper` service)
     python -m pronostico.prediction_log.shipper --drain   # ship what is spooled now, exit (1 if the database is away)
     python -m pronostico.prediction_log.shipper --status  # print the backlog and the last shipper status as JSON
+    python -m pronostico.prediction_log.shipper --load-events  # load each use case's observed events now, exit
 
 A batch is committed to the database first and the spool position is moved past it second, so a crash in
 between replays the batch; the INSERT skips prediction ids already logged, so a replay adds nothing. While the
 database is away the spool grows and the shipper retries with a capped backoff; nothing is dropped. Lines the
 database can never take (unreadable, or refused) are set aside in rejected.log once their batch is in, just before
 the position moves: a batch retried after an outage sets nothing aside twice.
+
+The shipper also loads each use case's observed events (pronostico.prediction_log.live) from the models bucket
+whenever the file's etag changes, at most every `events_every_seconds`; a missing, broken or unloadable file never
+stops the shipping.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from pronostico.core import layout, storage
 from pronostico.prediction_log import db
-from pronostico.prediction_log.schema import insert_rows, row_from_line
+from pronostico.prediction_log.live import parse_events
+from pronostico.prediction_log.schema import insert_rows, row_from_line, upsert_events
 from pronostico.prediction_log.spool import SpoolReader, backlog_bytes
 
 log = logging.getLogger("pronostico.prediction_log.shipper")
@@ -37,6 +44,7 @@ log = logging.getLogger("pronostico.prediction_log.shipper")
 STATUS_FILE = "shipper.json"
 MAX_BACKOFF_SECONDS = 5.0
 STATUS_EVERY_SECONDS = 1.0
+EVENTS_EVERY_SECONDS = 30.0
 
 
 class DatabaseAway(RuntimeError):
@@ -49,20 +57,101 @@ def is_outage(error: sa.exc.DBAPIError) -> bool:
 
 
 @dataclass
+class EventsLoader:
+    """Loads each use case's observed events file into observed_events when its etag changes.
+
+    An etag is remembered only once its events are committed, so a database or bucket outage is retried at the next
+    check; a file that can never load (not JSON, an invalid event, refused by the database) is logged once and
+    skipped until it changes.
+    """
+
+    engine: sa.Engine
+    models_uri: str
+    use_cases: tuple[str, ...]
+    loaded: dict[str, dict[str, Any]] = field(default_factory=dict)  # use case -> {"etag", "events", "loaded_at"}
+    refused: dict[str, str] = field(default_factory=dict)  # use case -> the etag of a file that cannot load
+    _last_trouble: dict[str, str] = field(default_factory=dict)
+
+    def load(self) -> dict[str, str]:
+        """Load every use case's file that changed; return what happened to each, in a word or a sentence."""
+        return {use_case: self.load_one(use_case) for use_case in self.use_cases}
+
+    def load_one(self, use_case: str) -> str:
+        uri = layout.observed_events_uri(self.models_uri, use_case)
+        try:
+            etag = storage.stat(uri).etag if storage.exists(uri) else None
+        except Exception as error:  # S3 away or refusing: whatever boto raises, try again at the next check
+            return self._trouble(use_case, f"cannot stat {uri}: {error}")
+        if etag is None:
+            return "missing"
+        if etag in (self.loaded.get(use_case, {}).get("etag"), self.refused.get(use_case)):
+            return "unchanged"
+        try:
+            events = parse_events(storage.read_json(uri), use_case)
+        except FileNotFoundError:
+            return "missing"  # deleted since the stat
+        except ValueError as error:  # not JSON, not UTF-8, or InvalidEvents
+            return self._refuse(use_case, etag, f"{uri} is invalid: {error}")
+        except Exception as error:
+            return self._trouble(use_case, f"cannot read {uri}: {error}")
+        try:
+            with self.engine.begin() as connection:
+                count = upsert_events(connection, use_case, events)
+        except sa.exc.DBAPIError as error:
+            if is_outage(error):
+                return self._trouble(use_case, f"database away while loading {uri}: {error.orig or error}")
+            return self._refuse(use_case, etag, f"the database refuses {uri}: {error.orig or error}")
+        except sa.exc.SQLAlchemyError as error:  # e.g. no pooled connection in time: not the file's fault
+            return self._trouble(use_case, f"cannot load {uri}: {error}")
+        self.loaded[use_case] = {"etag": etag, "events": count,
+                                 "loaded_at": datetime.now(UTC).isoformat(timespec="seconds")}
+        self._last_trouble.pop(use_case, None)
+        log.info("loaded %d %s events from %s", count, use_case, uri)
+        return f"loaded {count}"
+
+    def _refuse(self, use_case: str, etag: str, reason: str) -> str:
+        self.refused[use_case] = etag
+        log.error("skipping %s events until the file changes: %s", use_case, reason)
+        return reason
+
+    def _trouble(self, use_case: str, reason: str) -> str:
+        if self._last_trouble.get(use_case) != reason:  # once per kind of trouble, not every check
+            log.warning("%s events not loaded, retrying later: %s", use_case, reason)
+            self._last_trouble[use_case] = reason
+        return reason
+
+
+@dataclass
 class LogShipper:
     engine: sa.Engine
     spool_dir: Path
     batch_rows: int = 500
     idle_seconds: float = 0.25
+    models_uri: str | None = None  # where the observed events files are; None: the shipper loads none
+    use_cases: tuple[str, ...] = ()
+    events_every_seconds: float = EVENTS_EVERY_SECONDS
     reader: SpoolReader = field(init=False)
+    events: EventsLoader | None = field(init=False)
     shipped_rows: int = 0
     database_up: bool | None = None
     last_error: str = ""
     last_shipped_at: str = ""
     _status_written: float = 0.0
+    _events_checked: float | None = None
 
     def __post_init__(self) -> None:
         self.reader = SpoolReader(self.spool_dir)
+        self.events = EventsLoader(self.engine, self.models_uri, self.use_cases) if self.models_uri else None
+
+    def load_events(self) -> dict[str, str]:
+        """Load the observed events files that changed (nothing if the shipper has no models bucket)."""
+        self._events_checked = time.monotonic()
+        return self.events.load() if self.events else {}
+
+    def load_events_when_due(self) -> None:
+        due = self._events_checked is None or time.monotonic() - self._events_checked >= self.events_every_seconds
+        if due:
+            self.load_events()
 
     def ship_batch(self) -> int:
         """Ship the next batch of spooled lines; return how many lines it consumed (0: nothing new)."""
@@ -95,6 +184,7 @@ class LogShipper:
     def run(self, stop: threading.Event) -> None:
         backoff = self.idle_seconds
         while not stop.is_set():
+            self.load_events_when_due()
             try:
                 shipped = self.ship_batch()
                 backoff = self.idle_seconds
@@ -147,6 +237,7 @@ class LogShipper:
         return {"pid": os.getpid(), "database_up": self.database_up, "shipped_rows": self.shipped_rows,
                 "backlog_bytes": self.reader.backlog_bytes(), "last_error": self.last_error,
                 "last_shipped_at": self.last_shipped_at,
+                "events_loaded": dict(self.events.loaded) if self.events else {},
                 "updated_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
     def write_status(self, force: bool = False) -> None:
@@ -173,12 +264,15 @@ def read_status(spool_dir: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from pronostico.core.config import load_settings
+    from pronostico.core.usecases import names
 
     parser = argparse.ArgumentParser(prog="python -m pronostico.prediction_log.shipper",
                                      description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--drain", action="store_true", help="ship what is spooled now, then exit")
     mode.add_argument("--status", action="store_true", help="print the backlog and the shipper's status")
+    mode.add_argument("--load-events", action="store_true",
+                      help="load each use case's observed events file now, then exit (1 if one did not load)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings()
@@ -186,13 +280,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(read_status(settings.spool_dir), indent=2))
         return 0
     shipper = LogShipper(db.create_engine(settings.db_url), settings.spool_dir,
-                         settings.web.shipper_batch_rows, settings.web.shipper_idle_seconds)
+                         settings.web.shipper_batch_rows, settings.web.shipper_idle_seconds,
+                         models_uri=settings.models_uri, use_cases=names())
+    if args.load_events:
+        results = shipper.load_events()
+        print(json.dumps(results, indent=2))
+        return 0 if all(r == "missing" or r.startswith("loaded") for r in results.values()) else 1
     if args.drain:
         try:
             print(f"shipped {shipper.drain()} predictions; backlog {shipper.reader.backlog_bytes()} bytes")
         except DatabaseAway as error:
             print(f"the prediction log database is unreachable: {error}", file=sys.stderr)
             return 1
+        print(f"observed events: {json.dumps(shipper.load_events())}")
         return 0
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
