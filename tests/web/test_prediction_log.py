@@ -27,7 +27,7 @@ VIEWS = {"prediction_hourly", "prediction_daily", "prediction_top_matchups", "pr
 
 def matchup_answer(home: str = "Brazil", away: str = "Argentina") -> dict:
     return {"prediction_id": str(uuid.uuid4()), "model_version": "v1", "home_team": home, "away_team": away,
-            "neutral": False, "tournament": "friendly", "outcome": "home_win", "winner": home,
+            "neutral": False, "tournament": "friendly", "outcome": "home_win", "winner": home, "as_of": "2026-07-19",
             "probabilities": {"home_win": 0.5, "draw": 0.3, "away_win": 0.2}}
 
 

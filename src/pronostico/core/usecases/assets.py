@@ -41,8 +41,9 @@ FEATURES = (
 )
 
 
+# next_date and next_return describe the bar a row's label is about: never features, only for events and backtests
 FRAME_EXTRAS = {"date": "string", "symbol": "string", "close": "double", "label": "double",
-                "prev_label": "double", "eligible": "int"}
+                "prev_label": "double", "eligible": "int", "next_date": "string", "next_return": "double"}
 
 
 def rsi(close: pd.Series, window: int = 14) -> pd.Series:
@@ -78,6 +79,8 @@ def symbol_features(bars: pd.DataFrame) -> pd.DataFrame:
     out["close"] = close
     next_return = np.log(close.shift(-1) / close)
     out["label"] = label_returns(next_return, out["vol_20"])
+    out["next_date"] = out["date"].shift(-1).fillna("")
+    out["next_return"] = close.shift(-1) / close - 1.0
     out["prev_label"] = out["label"].shift(1)
     warm = out.index >= WARMUP_BARS
     out["eligible"] = (warm & out["label"].notna() & out["prev_label"].notna()).astype(int)
@@ -198,6 +201,22 @@ class Assets(UseCase):
             "same_as_last_bar": conditional_distribution(
                 train["prev_label"].to_numpy(), y, holdout["prev_label"].to_numpy(), n),
         }
+
+    def backtest(self, rows: pd.DataFrame, probabilities: np.ndarray, *, cost_bps: float = 10.0,
+                 short_on_sell: bool = False) -> dict[str, Any]:
+        """Follow the signal from each row's close to the next bar's, against buy-and-hold and a random signal."""
+        from pronostico.core import backtest
+
+        signals = pd.DataFrame({"symbol": rows["symbol"].to_numpy(), "date": rows["date"].to_numpy(),
+                                "signal": np.asarray(CLASSES)[probabilities.argmax(axis=1)] if len(rows) else [],
+                                "next_return": rows["next_return"].to_numpy()})
+        return backtest.run(signals, cost_bps=cost_bps, short_on_sell=short_on_sell)
+
+    def observed_events(self, frame: pd.DataFrame, since: str) -> list[dict[str, Any]]:
+        """Each bar's label from `since`, as the event of the next bar: it resolves the answer made on that bar."""
+        bars = frame[(frame["date"] >= since) & (frame["next_date"] != "")]
+        return [{"subject_a": row.symbol, "subject_b": "", "event_date": row.next_date, "earliest_as_of": row.date,
+                 "outcome": CLASSES[int(row.label)]} for row in bars.itertuples()]
 
     # --- serving side ---
     def load_snapshot(self, snapshot: Mapping[str, Any]) -> SymbolBook:

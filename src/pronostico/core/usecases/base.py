@@ -142,6 +142,7 @@ class UseCase:
     log_columns: ClassVar[tuple[str, ...]]  # answer fields the prediction log keeps, each a column of its own
     presentation: ClassVar[Presentation]
     display_order: ClassVar[int] = 100  # where its card, charts and lists come among the use cases
+    ordered_classes: ClassVar[bool] = False  # classes run from one end to the other: scored with the RPS too
 
     # --- training side (pandas; run inside Spark with applyInPandas) ---
     def feature_frame(self, canonical: pd.DataFrame) -> pd.DataFrame:
@@ -172,6 +173,20 @@ class UseCase:
     def baselines(self, train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, np.ndarray]:
         """Class probabilities of each naive baseline for the holdout rows, fit on train."""
         raise NotImplementedError
+
+    def backtest(self, rows: pd.DataFrame, probabilities: np.ndarray, *, cost_bps: float = 10.0,
+                 short_on_sell: bool = False) -> dict[str, Any] | None:
+        """What acting on the answers for these rows would have earned after costs (basis points a side); None for
+        a use case with no trading rule."""
+        return None
+
+    def observed_events(self, frame: pd.DataFrame, since: str) -> list[dict[str, Any]]:
+        """The real events dated from `since` that resolve logged predictions (prediction_log's live results).
+
+        Each is {"subject_a", "subject_b", "event_date", "earliest_as_of", "outcome"}: it resolves a prediction
+        about (subject_a, subject_b) whose as_of lies in [earliest_as_of, event_date), the first such event winning.
+        """
+        return []
 
     # --- serving side (pure Python + numpy) ---
     def load_snapshot(self, snapshot: Mapping[str, Any]) -> Any:

@@ -39,6 +39,7 @@ FORM_WINDOW = 10
 MIN_PRIOR_MATCHES = 5  # a team's first matches carry no rating signal; they only warm it up
 TRAIN_SINCE = "1990-01-01"
 ACTIVE_YEARS = 8
+RESULT_WINDOW_DAYS = 365  # a logged prediction is resolved by the two teams' next meeting within a year of its as_of
 
 # Tiers follow the World Football Elo K factors: the more a match matters, the more it moves.
 TIERS = ("friendly", "minor_tournament", "qualifier", "continental", "world_cup")
@@ -308,9 +309,11 @@ class Matchups(UseCase):
         "home_team": {"type": "string"}, "away_team": {"type": "string"}, "neutral": {"type": "boolean"},
         "tournament": {"type": "string"}, "outcome": {"type": "string", "enum": list(CLASSES)},
         "winner": {"type": ["string", "null"]},
+        "as_of": {"type": "string", "format": "date", "description": "the newest match in the teams' state"},
     })
     answer_class_field = "outcome"
-    log_columns = ("home_team", "away_team", "neutral", "tournament")
+    log_columns = ("home_team", "away_team", "neutral", "tournament", "as_of")
+    ordered_classes = True
     presentation = Presentation(
         title="Match", icon="ball.svg", submit="Predict the match", as_of_label="teams as of",
         holdout_unit="matches",
@@ -442,6 +445,19 @@ class Matchups(UseCase):
                 _favourite_groups(train), y, _favourite_groups(holdout), n),
         }
 
+    def observed_events(self, frame: pd.DataFrame, since: str) -> list[dict[str, Any]]:
+        """Each match from `since`, in both orders of the names, the result from the first-named side."""
+        matches = self.original_rows(frame)
+        matches = matches[matches["date"] >= since]
+        events = []
+        for row in matches.itertuples():
+            earliest = (pd.Timestamp(row.date) - pd.Timedelta(days=RESULT_WINDOW_DAYS)).strftime("%Y-%m-%d")
+            for first, second, label in ((row.home_team, row.away_team, int(row.label)),
+                                         (row.away_team, row.home_team, mirror_label(int(row.label)))):
+                events.append({"subject_a": first, "subject_b": second, "event_date": row.date,
+                               "earliest_as_of": earliest, "outcome": CLASSES[label]})
+        return events
+
     # --- serving side ---
     def load_snapshot(self, snapshot: Mapping[str, Any]) -> TeamBook:
         return TeamBook.from_snapshot(snapshot)
@@ -489,6 +505,7 @@ class Matchups(UseCase):
             "probabilities": {c: float(p) for c, p in zip(CLASSES, probabilities, strict=True)},
             "outcome": outcome,
             "winner": winner,
+            "as_of": snapshot.as_of,
         }
 
     def entity_hint(self, entity: Mapping[str, Any]) -> str:
