@@ -1,4 +1,5 @@
-"""Holdout metrics for a model and its naive baselines, computed on the same rows."""
+"""Metrics for a model and its naive baselines on the same rows: the holdout at training time, the rows newer than
+a model's data afterwards (the prospective evaluation), and the promotion gate's comparison all use this module."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from pronostico.core.usecases.base import UseCase
 
 EPSILON = 1e-15  # Spark's log-loss evaluator clips probabilities the same way
+MIN_FAIR_ROWS = 50  # fewer rows than this make no fair comparison: too small to score
 
 
 def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -46,6 +48,27 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
     }
 
 
+def ranked_probability_score(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """RPS over ordered classes: the squared gaps of the cumulative forecast, averaged over rows (0 is perfect)."""
+    classes = probabilities.shape[1]
+    forecast = np.cumsum(probabilities, axis=1)[:, :-1]
+    observed = np.cumsum(np.eye(classes)[labels.astype(int)], axis=1)[:, :-1]
+    return float(np.mean(np.sum((forecast - observed) ** 2, axis=1) / (classes - 1)))
+
+
+def use_case_metrics(use_case: UseCase, labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """`classification_metrics`, plus the RPS where the use case's classes are ordered (win, draw, loss)."""
+    metrics = classification_metrics(labels, probabilities, use_case.classes)
+    if use_case.ordered_classes:
+        metrics["rps"] = ranked_probability_score(labels, probabilities) if len(labels) else None
+    return metrics
+
+
+def best_baseline(baselines: dict[str, dict[str, Any]]) -> str | None:
+    scored = {name: b["log_loss"] for name, b in baselines.items() if b.get("log_loss") is not None}
+    return min(scored, key=scored.__getitem__) if scored else None
+
+
 def compare_to_baselines(model: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """How the model's log loss stands against each baseline's (negative is better)."""
     return {
@@ -62,3 +85,29 @@ def served_probabilities(use_case: UseCase, forest: Forest, frame: pd.DataFrame,
     probabilities = forest.predict_proba(frame[columns].to_numpy()) if len(frame) \
         else np.empty((0, len(use_case.classes)))
     return use_case.fold_mirrors(frame, probabilities)
+
+
+def rows_after(frame: pd.DataFrame, after: str) -> pd.DataFrame:
+    """The rows dated after `after`: what a model whose data ended then has never seen."""
+    return frame[frame["date"] > after].reset_index(drop=True)
+
+
+def answers_after(use_case: UseCase, forest: Forest, features: list[str], frame: pd.DataFrame,
+                  after: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The original rows newer than `after`, and what the model would answer for each."""
+    return served_probabilities(use_case, forest, rows_after(frame, after), features)
+
+
+def too_small(rows: int) -> bool:
+    return rows < MIN_FAIR_ROWS
+
+
+def score_window(use_case: UseCase, rows: pd.DataFrame, probabilities: np.ndarray,
+                 fit_rows: pd.DataFrame) -> dict[str, Any]:
+    """The model's answers on a window against the baselines fit on `fit_rows` (what the model knew)."""
+    labels = rows["label"].to_numpy().astype(int)
+    model = use_case_metrics(use_case, labels, probabilities)
+    baselines = {name: use_case_metrics(use_case, labels, p)
+                 for name, p in use_case.baselines(use_case.original_rows(fit_rows), rows).items()}
+    return {"model": model, "baselines": baselines, "best_baseline": best_baseline(baselines),
+            "versus_baselines": compare_to_baselines(model, baselines)}

@@ -1,10 +1,16 @@
-"""The model registry: versions under models/<use_case>/versions/, and current.json.
+"""The model registry: versions under models/<use_case>/versions/, current.json, and the evaluations.
 
-current.json names the serving version. Only `promote_candidate` and `rollback` write it, in
-one write, after everything else. The gate: a candidate is promoted when there is no champion,
-or when its log loss on its own holdout is not worse than the champion's on the same rows.
-Only holdout rows dated after the champion's training data count, so that the champion is
-not judged on rows it learned from.
+current.json names what serves: `version`, the model (its forest), and `state_version`, the version whose entity
+state (entities.json) it answers from. Only `promote_candidate` and `rollback` write it, in one write, after
+everything else. The gate: a candidate is promoted when there is no champion, or when its log loss on its own
+holdout is not worse than the champion's on the same rows. Only holdout rows dated after the champion's training
+data count, so that the champion is not judged on rows it learned from. A candidate that is not promoted still
+lends the champion its state, built from all the newer data (`_lend_state`): teams' ratings and assets' last bars
+stay current whichever forest serves.
+
+Every run also scores the serving champion prospectively (`evaluate_champion`): on the rows newer than anything its
+own run saw, against the naive baselines fit on what it knew, with the gate's code. Each evaluation is kept under
+models/<use_case>/evaluations/<run id>.json; their series is the champion's degradation curve.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ from typing import Any
 import pandas as pd
 
 from pronostico.core import evaluate, layout, storage
+from pronostico.core.evaluate import MIN_FAIR_ROWS
 from pronostico.core.forest import Forest
 from pronostico.core.layout import current_uri, version_uri
 from pronostico.core.usecases import get_use_case
 from pronostico.core.usecases.base import UseCase
 
-MIN_FAIR_ROWS = 50
+EARLIER_VERSIONS = 10  # older versions scored on the windows after them, newest first: a forest each, cheap
 TOLERANCE = 1e-12  # the same model retrained on the same data must count as "not worse"
 
 
@@ -37,17 +44,25 @@ class Decision:
     candidate_log_loss: float | None = None
     champion_log_loss: float | None = None
     decided_at: str = ""
+    state_version: str | None = None  # whose entity state serves after this decision
+    state_reason: str = ""
 
 
 def read_current(models_uri: str, use_case: str) -> dict[str, Any] | None:
+    """current.json, with `state_version` filled in for a pointer written before states were refreshed."""
     uri = current_uri(models_uri, use_case)
-    return storage.read_json(uri) if storage.exists(uri) else None
+    if not storage.exists(uri):
+        return None
+    current = storage.read_json(uri)
+    return {**current, "state_version": current.get("state_version") or current["version"]}
 
 
 def list_versions(models_uri: str, use_case: str) -> list[dict[str, Any]]:
-    """Complete versions (those with a manifest), oldest first, with their headline metrics."""
+    """Complete versions (those with a manifest), oldest first, with their metrics and promotion decision; `current`
+    marks the serving model, `serving_state` the version whose entity state it answers from."""
     base = layout.versions_uri(models_uri, use_case)
-    current = (read_current(models_uri, use_case) or {}).get("version")
+    pointer = read_current(models_uri, use_case) or {}
+    current, state = pointer.get("version"), pointer.get("state_version")
     found = []
     for info in storage.list_objects(base, suffix=layout.MANIFEST):
         manifest = storage.read_json(info.uri)
@@ -56,7 +71,8 @@ def list_versions(models_uri: str, use_case: str) -> list[dict[str, Any]]:
         metrics = storage.read_json(metrics_uri) if storage.exists(metrics_uri) else {}
         promotion_uri = storage.join(version_dir, layout.PROMOTION)
         found.append({"version": manifest["version"], "created_at": manifest["created_at"],
-                      "current": manifest["version"] == current, "manifest": manifest, "metrics": metrics,
+                      "current": manifest["version"] == current, "serving_state": manifest["version"] == state,
+                      "manifest": manifest, "metrics": metrics,
                       "promotion": storage.read_json(promotion_uri) if storage.exists(promotion_uri) else None})
     return sorted(found, key=lambda v: v["version"])
 
@@ -110,9 +126,9 @@ def judge(use_case: UseCase, candidate: Candidate, champion: Candidate, holdout:
         reason = (f"champion needs features this holdout lacks ({', '.join(missing)}); the candidate "
                   f"{'beats' if beats else 'does not beat'} every baseline")
         return Decision(**base, promoted=beats, reason=reason)
-    fair = holdout[holdout["date"] > champion.manifest["training_range"]["end"]].reset_index(drop=True)
+    fair = evaluate.rows_after(holdout, champion.manifest["training_range"]["end"])
     rows, candidate_p = evaluate.served_probabilities(use_case, candidate.forest, fair, candidate.features)
-    if len(rows) < MIN_FAIR_ROWS:
+    if evaluate.too_small(len(rows)):
         return Decision(**base, promoted=False, rows_compared=len(rows),
                         reason=(f"only {len(rows)} holdout rows are newer than the champion's training "
                                 f"data (need {MIN_FAIR_ROWS}): no fair comparison, champion kept"))
@@ -128,23 +144,62 @@ def judge(use_case: UseCase, candidate: Candidate, champion: Candidate, holdout:
 
 
 def _record(models_uri: str, decision: Decision, previous: str | None) -> Decision:
-    decision = Decision(**{**asdict(decision), "decided_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    if decision.promoted:
+        decision = Decision(**{**asdict(decision), "state_version": decision.candidate})
+    else:
+        decision = _lend_state(models_uri, decision)
+    decision = Decision(**{**asdict(decision), "decided_at": now})
     vuri = version_uri(models_uri, decision.use_case, decision.candidate)
     storage.write_json(storage.join(vuri, layout.PROMOTION), asdict(decision))
     if decision.promoted and previous != decision.candidate:
         _point_current(models_uri, decision.use_case, decision.candidate, previous, decision.reason)
+    elif not decision.promoted and decision.state_version == decision.candidate:
+        current = read_current(models_uri, decision.use_case) or {}
+        storage.write_json(current_uri(models_uri, decision.use_case), {
+            **current, "state_version": decision.candidate, "state_reason": decision.state_reason,
+            "state_refreshed_at": now})
     return decision
+
+
+def _lend_state(models_uri: str, decision: Decision) -> Decision:
+    """The champion keeps its forest; it takes the candidate's state if that is newer and built the same way."""
+    current = read_current(models_uri, decision.use_case)
+    if not current:
+        return decision
+    serving = current["state_version"]
+    reason = state_refusal(models_uri, decision.use_case, current["version"], serving, decision.candidate)
+    if reason:
+        return Decision(**{**asdict(decision), "state_version": serving, "state_reason": reason})
+    as_of = _manifest(models_uri, decision.use_case, decision.candidate)["entities"]["as_of"]
+    return Decision(**{**asdict(decision), "state_version": decision.candidate,
+                       "state_reason": f"the champion serves the state of {decision.candidate} (as of {as_of})"})
+
+
+def state_refusal(models_uri: str, use_case: str, model_version: str, serving_state: str, candidate: str) -> str:
+    """Why the candidate's state cannot serve beside the champion's forest; empty when it can."""
+    model, newer, old = (_manifest(models_uri, use_case, v) for v in (model_version, candidate, serving_state))
+    if newer["features"] != model["features"]:
+        return f"state kept: {candidate} builds other features than the champion {model_version}"
+    if (newer["entities"]["as_of"] or "") < (old["entities"]["as_of"] or ""):
+        return (f"state kept: {candidate}'s data ends {newer['entities']['as_of']}, before the serving state's "
+                f"{old['entities']['as_of']}")
+    return ""
+
+
+def _manifest(models_uri: str, use_case: str, version: str) -> dict[str, Any]:
+    return storage.read_json(layout.version_file(models_uri, use_case, version, layout.MANIFEST))
 
 
 def _point_current(models_uri: str, use_case: str, version: str, previous: str | None, reason: str) -> None:
     storage.write_json(current_uri(models_uri, use_case), {
-        "version": version, "previous_version": previous, "reason": reason,
+        "version": version, "state_version": version, "previous_version": previous, "reason": reason,
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     })
 
 
 def rollback(models_uri: str, use_case: str, version: str) -> None:
-    """Point current.json back at an older complete version."""
+    """Point current.json back at an older complete version, with its own state (the next run refreshes it)."""
     load_version(models_uri, use_case, version)  # refuses a version that is missing or incomplete
     current = read_current(models_uri, use_case)
     _point_current(models_uri, use_case, version, current["version"] if current else None, "rollback")
@@ -156,3 +211,75 @@ def version_for_run(models_uri: str, use_case: str, run_id: str) -> str:
     if not made:
         raise LookupError(f"run {run_id!r} produced no complete {use_case} version")
     return made[-1]
+
+
+# --- prospective evaluation -------------------------------------------------------------------------------------
+
+def seen_until(manifest: dict[str, Any]) -> str:
+    """The newest date of any row the version's run had: its holdout's end."""
+    return str(manifest["holdout_range"]["end"])
+
+
+def evaluate_version(use_case: UseCase, version: Candidate, frame: pd.DataFrame,
+                     backtest_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One version on the rows newer than its data, against the baselines fit on the rows it had."""
+    after = seen_until(version.manifest)
+    entry: dict[str, Any] = {"model_version": version.version, "window": {"after": after, "start": None, "end": None},
+                             "rows": 0, "min_rows": MIN_FAIR_ROWS}
+    missing = sorted(set(version.features) - set(frame.columns))
+    if missing:
+        return {**entry, "status": "incompatible", "reason": f"needs features the data lacks: {', '.join(missing)}"}
+    rows, probabilities = evaluate.answers_after(use_case, version.forest, version.features, frame, after)
+    entry.update(rows=len(rows), window={"after": after, "start": str(rows["date"].min()) if len(rows) else None,
+                                         "end": str(rows["date"].max()) if len(rows) else None})
+    if evaluate.too_small(len(rows)):
+        return {**entry, "status": "too_small",
+                "reason": f"{len(rows)} rows newer than {after} (need {MIN_FAIR_ROWS}): not scored"}
+    scores = evaluate.score_window(use_case, rows, probabilities, frame[frame["date"] <= after])
+    backtest = use_case.backtest(rows, probabilities, **(backtest_options or {}))
+    return {**entry, "status": "scored", **scores, **({"backtest": backtest} if backtest else {})}
+
+
+def evaluate_champion(models_uri: str, use_case: UseCase, frame: pd.DataFrame, run_id: str,
+                      backtest_options: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Score the serving champion (and, briefly, earlier versions) on what came after them; None without one.
+
+    `frame` holds the feature rows of all the run's data. The evaluation is written to
+    models/<use_case>/evaluations/<run id>.json.
+    """
+    current = read_current(models_uri, use_case.name)
+    if current is None:
+        return None
+    champion = load_version(models_uri, use_case.name, current["version"])
+    evaluation = {"use_case": use_case.name, "run_id": run_id,
+                  "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  **evaluate_version(use_case, champion, frame, backtest_options),
+                  "earlier_versions": _earlier_versions(models_uri, use_case, frame, champion.version)}
+    storage.write_json(layout.evaluation_uri(models_uri, use_case.name, run_id), evaluation)
+    return evaluation
+
+
+def _earlier_versions(models_uri: str, use_case: UseCase, frame: pd.DataFrame, champion: str) -> list[dict[str, Any]]:
+    """The log loss of each earlier version on the rows after its own data (no backtest, no per-class figures)."""
+    found = [v["version"] for v in list_versions(models_uri, use_case.name) if v["version"] < champion]
+    summaries = []
+    for version in reversed(found[-EARLIER_VERSIONS:]):
+        scored = evaluate_version(use_case, load_version(models_uri, use_case.name, version), frame)
+        best = scored.get("best_baseline")
+        summaries.append({key: scored[key] for key in ("model_version", "window", "rows", "status")} | {
+            "log_loss": scored["model"]["log_loss"] if "model" in scored else None,
+            "best_baseline": best,
+            "best_baseline_log_loss": scored["baselines"][best]["log_loss"] if best else None})
+    return summaries
+
+
+def list_evaluations(models_uri: str, use_case: str) -> list[dict[str, Any]]:
+    """Every evaluation of the use case, oldest first."""
+    found = [storage.read_json(info.uri)
+             for info in storage.list_objects(layout.evaluations_uri(models_uri, use_case), suffix=".json")]
+    return sorted(found, key=lambda e: (e["evaluated_at"], e["run_id"]))
+
+
+def latest_evaluation(models_uri: str, use_case: str) -> dict[str, Any] | None:
+    evaluations = list_evaluations(models_uri, use_case)
+    return evaluations[-1] if evaluations else None

@@ -42,26 +42,35 @@ def new_prediction_id() -> str:
 
 @dataclass(frozen=True)
 class ServingModel:
+    """A model version's forest, answering from the entity state of `state_version` (itself, or a newer run's)."""
+
     use_case: UseCase
     version: str
     manifest: dict[str, Any]
     metrics: dict[str, Any]
     forest: Forest
     snapshot: Any
+    state_version: str = ""
+    state_as_of: str = ""
+    evaluation: dict[str, Any] | None = None  # the use case's newest prospective evaluation, when it has one
 
     @classmethod
-    def load(cls, models_uri: str, use_case_name: str, version: str) -> ServingModel:
+    def load(cls, models_uri: str, use_case_name: str, version: str, state_version: str = "",
+             evaluation: dict[str, Any] | None = None) -> ServingModel:
         use_case = get_use_case(use_case_name)
         uri = version_uri(models_uri, use_case_name, version)
         features = storage.read_json(storage.join(uri, layout.FEATURES))
         if features != list(use_case.feature_names):
             raise RuntimeError(f"{use_case_name} model {version} expects features {features}, "
                                f"but this code builds {list(use_case.feature_names)}")
+        state_uri = version_uri(models_uri, use_case_name, state_version or version)
+        state = storage.read_json(storage.join(state_uri, layout.ENTITIES))
         return cls(use_case, version,
                    storage.read_json(storage.join(uri, layout.MANIFEST)),
                    storage.read_json(storage.join(uri, layout.METRICS)),
                    Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))),
-                   use_case.load_snapshot(storage.read_json(storage.join(uri, layout.ENTITIES))))
+                   use_case.load_snapshot(state), state_version or version, str(state.get("as_of") or ""),
+                   evaluation)
 
     def parse(self, payload: Mapping[str, Any]) -> Any:
         """The request, or a RequestError naming the field that is wrong."""
@@ -83,16 +92,18 @@ class ServingModel:
     def summary(self) -> dict[str, Any]:
         return {"version": self.version, "created_at": self.manifest["created_at"],
                 "metrics": self.metrics["model"], "baselines": self.metrics["baselines"],
-                "holdout": self.metrics["split"], "entities_as_of": self.manifest["entities"]["as_of"]}
+                "holdout": self.metrics["split"], "entities_as_of": self.state_as_of,
+                "state_version": self.state_version}
 
 
 def load_current(models_uri: str, use_case_name: str) -> ServingModel:
-    from pronostico.core.registry import read_current
+    from pronostico.core.registry import latest_evaluation, read_current
 
     current = read_current(models_uri, use_case_name)
     if current is None:
         raise NoModel(f"no promoted {use_case_name} model under {models_uri}: run the pipeline first")
-    return ServingModel.load(models_uri, use_case_name, current["version"])
+    return ServingModel.load(models_uri, use_case_name, current["version"], current["state_version"],
+                             latest_evaluation(models_uri, use_case_name))
 
 
 @dataclass
@@ -123,12 +134,12 @@ class ModelStore:
                 tag = storage.stat(uri).etag
                 if self._seen.get(name) == tag:
                     continue
-                version = storage.read_json(uri)["version"]
-                self.models[name] = ServingModel.load(self.models_uri, name, version)
+                self.models[name] = model = load_current(self.models_uri, name)
                 self._seen[name] = tag
                 self.errors.pop(name, None)
                 swapped.append(name)
-                log.info("model swapped in", extra={"use_case": name, "version": version})
+                log.info("model swapped in", extra={"use_case": name, "version": model.version,
+                                                    "state_version": model.state_version})
             except Exception as error:  # keep serving the model we have; report why the new one failed
                 self.errors[name] = f"{type(error).__name__}: {error}"
                 log.exception("could not load the current %s model", name)
