@@ -31,6 +31,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prospective_summary(evaluation: dict | None) -> dict | None:
+    """The champion's evaluation on the rows newer than its data, in brief (None when nothing was serving)."""
+    if evaluation is None:
+        return None
+    model = evaluation.get("model") or {}
+    return {"model_version": evaluation["model_version"], "status": evaluation["status"],
+            "rows": evaluation["rows"], "log_loss": model.get("log_loss")}
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     use_case = get_use_case(args.use_case)
@@ -44,7 +53,8 @@ def main(argv: list[str]) -> int:
         spark.stop()
     summary = {"version": result.version, "uri": result.version_uri,
                "log_loss": result.metrics["model"]["log_loss"],
-               "baselines": {k: v["log_loss"] for k, v in result.metrics["baselines"].items()}}
+               "baselines": {k: v["log_loss"] for k, v in result.metrics["baselines"].items()},
+               "prospective": prospective_summary(result.evaluation)}
     print(f"PRONOSTICO_RESULT {json.dumps(summary)}")
     return 0
 

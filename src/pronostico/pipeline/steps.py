@@ -136,10 +136,20 @@ def run_locally(settings: Settings, use_case: str, input_uris: Sequence[str], ru
     return {"timings": timings, "results": results, "decision": decision}
 
 
+def _describe_prospective(prospective: dict[str, Any] | None) -> str:
+    if not prospective:
+        return ""
+    if prospective["status"] != "scored":
+        return f"; champion {prospective['model_version']}: {prospective['rows']} newer rows, not scored"
+    return (f"; champion {prospective['model_version']} on {prospective['rows']} newer rows: "
+            f"log loss {prospective['log_loss']:.4f}")
+
+
 def _describe(result: dict[str, Any]) -> str:
     if "rows_read" in result:
         return f"{result['rows_kept']} rows kept of {result['rows_read']}, {result['rows_quarantined']} quarantined"
     if "version" in result:
         baselines = ", ".join(f"{k} {v:.4f}" for k, v in result["baselines"].items())
-        return f"version {result['version']}: log loss {result['log_loss']:.4f} (baselines: {baselines})"
+        line = f"version {result['version']}: log loss {result['log_loss']:.4f} (baselines: {baselines})"
+        return line + _describe_prospective(result.get("prospective"))
     return ""

@@ -4,7 +4,9 @@ The most recent slice of the data (by date) is held out. Spark's CrossValidator 
 forest on the rest, with folds that are contiguous blocks of time rather than random rows.
 The model and the naive baselines are scored on the same holdout rows. The artifact is written
 under models/<use_case>/versions/<version>/, manifest.json last: a version without a manifest
-is incomplete and the registry ignores it.
+is incomplete and the registry ignores it. Then the run scores the serving champion on the rows
+newer than its data (registry.evaluate_champion) and writes the real events of the data, which
+resolve the logged predictions (layout.observed_events_uri).
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ import numpy as np
 import pandas as pd
 
 import pronostico
-from pronostico.core import evaluate, layout, storage
+from pronostico.core import evaluate, layout, registry, storage
 from pronostico.core.forest import Forest
 from pronostico.core.layout import version_uri
 from pronostico.core.usecases.base import UseCase
 
 PARITY_TOLERANCE = 1e-9
 ROWS_PER_PARTITION = 10_000
+OBSERVED_EVENT_DAYS = 730  # events older than this before the newest row resolve no prediction a model still serves
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class TrainConfig:
     max_bins: int = 32
     max_memory_mb: int = 1024  # lets Spark grow more nodes per pass over the data
     seed: int = 7
+    backtest_cost_bps: float = 10.0  # per side, on every change of position
+    backtest_short_on_sell: bool = False  # sell means flat unless this is set
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
@@ -61,6 +66,7 @@ class TrainResult:
     version_uri: str
     metrics: dict[str, Any]
     manifest: dict[str, Any] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None  # the champion's prospective evaluation, when there was a champion
 
 
 def new_version() -> str:
@@ -96,15 +102,34 @@ def train(spark: Any, use_case: UseCase, data_uri: str, models_uri: str, run_id:
     forest = write_spark_model(spark, fit["model"], uri)
     holdout = rows[rows["date"] >= holdout_start].reset_index(drop=True)
     check_parity(forest, fit["holdout_spark_probabilities"], holdout, use_case)
-    metrics = holdout_metrics(use_case, forest, rows, holdout_start, config)
+    metrics, backtest = holdout_metrics(use_case, forest, rows, holdout_start, config)
     watch.lap("evaluate")
     snapshot = entity_snapshot(use_case, canonical)
     watch.lap("entity_snapshot")
     manifest = build_manifest(use_case, version, run_id, rows, holdout_start, fit, config, convert_report,
                               snapshot)
     manifest["stage_seconds"] = watch.seconds
-    write_artifact(uri, use_case, forest, metrics, snapshot, holdout, manifest)
-    return TrainResult(version, uri, metrics, manifest)
+    write_artifact(uri, use_case, forest, metrics, snapshot, holdout, manifest, backtest)
+    evaluation = registry.evaluate_champion(models_uri, use_case, rows, run_id, backtest_options(config))
+    write_observed_events(models_uri, use_case, rows, run_id)
+    watch.lap("prospective_evaluation")
+    return TrainResult(version, uri, metrics, manifest, evaluation)
+
+
+def backtest_options(config: TrainConfig) -> dict[str, Any]:
+    return {"cost_bps": config.backtest_cost_bps, "short_on_sell": config.backtest_short_on_sell}
+
+
+def write_observed_events(models_uri: str, use_case: UseCase, rows: pd.DataFrame, run_id: str) -> int:
+    """The data's recent real events, for the log shipper to load next to the prediction log."""
+    if not len(rows):
+        return 0
+    since = (pd.Timestamp(rows["date"].max()) - pd.Timedelta(days=OBSERVED_EVENT_DAYS)).strftime("%Y-%m-%d")
+    events = use_case.observed_events(rows, since)
+    storage.write_json(layout.observed_events_uri(models_uri, use_case.name), {
+        "use_case": use_case.name, "run_id": run_id, "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "since": since, "events": events})
+    return len(events)
 
 
 def _frame_schema(use_case: UseCase) -> str:
@@ -247,24 +272,23 @@ def check_parity(forest: Forest, spark_scored: pd.DataFrame, holdout: pd.DataFra
 
 
 def holdout_metrics(use_case: UseCase, forest: Forest, rows: pd.DataFrame, holdout_start: str,
-                    config: TrainConfig) -> dict[str, Any]:
-    """Metrics of the served predictor and of each baseline, on the same holdout rows."""
+                    config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Metrics of the served predictor and of each baseline on the same holdout rows, and the holdout backtest
+    (metrics.json keeps its figures; the version's backtest.json keeps them with the equity curves)."""
     holdout = rows[rows["date"] >= holdout_start].reset_index(drop=True)
     train_rows = use_case.original_rows(rows[rows["date"] < holdout_start])
     scored_rows, probabilities = evaluate.served_probabilities(use_case, forest, holdout)
-    labels = scored_rows["label"].to_numpy().astype(int)
-    model = evaluate.classification_metrics(labels, probabilities, use_case.classes)
-    baselines = {name: evaluate.classification_metrics(labels, p, use_case.classes)
-                 for name, p in use_case.baselines(train_rows, scored_rows).items()}
+    scores = evaluate.score_window(use_case, scored_rows, probabilities, train_rows)
+    backtest = use_case.backtest(scored_rows, probabilities, **backtest_options(config))
+    summary = {"backtest": {k: v for k, v in backtest.items() if k != "curves"}} if backtest else {}
     return {
-        "model": model,
-        "baselines": baselines,
-        "versus_baselines": evaluate.compare_to_baselines(model, baselines),
+        **scores,
+        **summary,
         "split": {"method": "time", "holdout_start": holdout_start, "holdout_end": str(holdout["date"].max()),
                   "holdout_fraction": config.holdout_fraction, "train_rows": len(train_rows),
                   "holdout_rows": len(scored_rows),
                   "note": "the most recent rows by date are held out; tuning used blocked time folds"},
-    }
+    }, backtest
 
 
 def build_manifest(use_case: UseCase, version: str, run_id: str, rows: pd.DataFrame, holdout_start: str,
@@ -303,8 +327,11 @@ def build_manifest(use_case: UseCase, version: str, run_id: str, rows: pd.DataFr
 
 
 def write_artifact(uri: str, use_case: UseCase, forest: Forest, metrics: dict[str, Any],
-                   snapshot: dict[str, Any], holdout: pd.DataFrame, manifest: dict[str, Any]) -> None:
+                   snapshot: dict[str, Any], holdout: pd.DataFrame, manifest: dict[str, Any],
+                   backtest: dict[str, Any] | None = None) -> None:
     storage.write_bytes(storage.join(uri, layout.FOREST), forest.to_bytes())
+    if backtest:
+        storage.write_json(storage.join(uri, layout.BACKTEST), backtest)
     storage.write_json(storage.join(uri, layout.FEATURES), list(use_case.feature_names))
     storage.write_json(storage.join(uri, layout.METRICS), metrics)
     storage.write_json(storage.join(uri, layout.ENTITIES), snapshot)
