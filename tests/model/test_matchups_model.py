@@ -96,3 +96,30 @@ def test_answers_are_distributions_over_the_three_outcomes(model: ServingModel) 
     assert sum(answer["probabilities"].values()) == pytest.approx(1.0)
     assert answer["outcome"] == max(answer["probabilities"], key=answer["probabilities"].get)
     assert answer["model_version"] == model.version and len(answer["prediction_id"]) == 36
+
+
+def test_the_answer_says_how_current_the_teams_state_is(model: ServingModel, shared_data) -> None:
+    import pandas as pd
+
+    newest = pd.to_datetime(pd.read_csv(shared_data / "matchups" / "international_matches.csv")["date"],
+                            format="%d/%m/%Y").max().strftime("%Y-%m-%d")
+    answer = model.predict({"home_team": "Brazil", "away_team": "Argentina"})
+    assert answer["as_of"] == model.snapshot.as_of == newest
+
+
+def test_the_holdout_is_scored_with_the_ranked_probability_score(model: ServingModel) -> None:
+    for scores in (model.metrics["model"], *model.metrics["baselines"].values()):
+        assert 0.0 < scores["rps"] < scores["brier"]  # RPS over three ordered classes sits below the Brier score
+    assert model.metrics["model"]["rps"] < model.metrics["baselines"]["class_prior"]["rps"]
+
+
+def test_each_match_is_an_event_in_both_orders_of_the_names(matchups_run: TrainedRun) -> None:
+    from pronostico.core import layout
+
+    events = storage.read_json(layout.observed_events_uri(matchups_run.settings.models_uri, "matchups"))["events"]
+    by_key = {(e["subject_a"], e["subject_b"], e["event_date"]): e for e in events}
+    mirrored = {"home_win": "away_win", "draw": "draw", "away_win": "home_win"}
+    for (first, second, day), event in by_key.items():
+        assert mirrored[by_key[(second, first, day)]["outcome"]] == event["outcome"]
+    assert all(e["earliest_as_of"] < e["event_date"] for e in events)
+    assert len(events) > 1_000
