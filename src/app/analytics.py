@@ -18,7 +18,7 @@ from app.errors import respond
 from app.runtime import json_response, model_quality, runtime
 from pronostico.core.usecases import USE_CASES
 from pronostico.core.usecases.base import TopList, UseCase
-from pronostico.prediction_log import db
+from pronostico.prediction_log import db, live
 
 blueprint = Blueprint("analytics", __name__)
 
@@ -79,6 +79,7 @@ def build_report(engine: sa.Engine, now: datetime) -> dict[str, Any]:
         tops = {top.key: [{**{c: r._mapping[c] for c in top.columns}, "predictions": int(r.predictions)}
                           for r in rows(top_query(top), top=TOP)] for top in top_lists()}
         outcomes = rows("SELECT use_case, outcome, predictions FROM prediction_outcomes ORDER BY use_case, outcome")
+        scores = live.live_scores(connection)
     return {
         "generated_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "totals": {name: int(next((r.predictions for r in totals if r.use_case == name), 0) or 0)
@@ -91,6 +92,7 @@ def build_report(engine: sa.Engine, now: datetime) -> dict[str, Any]:
                             for c in use_case.classes}
                      for name, use_case in USE_CASES.items()},
         "models": models_against_baselines(),
+        "live": [live_row(score) for score in scores if score["use_case"] in USE_CASES],
         "use_cases": {name: describe(use_case) for name, use_case in USE_CASES.items()},
     }
 
@@ -121,6 +123,14 @@ def series(labels: list[str], found: list[sa.Row[Any]], label_of: Any) -> dict[s
         if row.use_case in counts and label in counts[row.use_case]:
             counts[row.use_case][label] += int(row.predictions)
     return {"labels": labels, "counts": {name: list(by_label.values()) for name, by_label in counts.items()}}
+
+
+def live_row(score: dict[str, Any]) -> dict[str, Any]:
+    """A model_live_scores row as JSON: the database's decimals and datetimes as numbers and ISO text."""
+    number = ("hit_rate", "log_loss")
+    return {key: (float(value) if key in number and value is not None
+                  else str(value) if key.endswith("_at") and value is not None else value)
+            for key, value in score.items()}
 
 
 def models_against_baselines() -> dict[str, Any]:

@@ -43,3 +43,27 @@ def test_analytics_without_a_database_is_a_json_503(client):
     answer = client.get("/api/v1/analytics")  # the log database was never migrated
     assert answer.status_code == 503
     assert answer.get_json()["error"]["code"] == "log_database_unavailable"
+
+
+def test_analytics_json_scores_each_version_on_what_really_happened(migrated_app, client):
+    from datetime import date, timedelta
+
+    from pronostico.prediction_log import db
+    from pronostico.prediction_log.live import parse_events
+    from pronostico.prediction_log.schema import upsert_events
+
+    answers = [client.post("/api/v1/assets/predict", json={"symbol": symbol}).get_json() for symbol in ("SPY", "NVDA")]
+    assert ship_all(migrated_app) == 2
+    spy = answers[0]
+    next_bar = (date.fromisoformat(spy["as_of"]) + timedelta(days=1)).isoformat()
+    document = {"use_case": "assets", "events": [{"subject_a": "SPY", "subject_b": "", "event_date": next_bar,
+                                                  "earliest_as_of": spy["as_of"], "outcome": spy["signal"]}]}
+    engine = db.create_engine(migrated_app.config["DB_URL"])
+    with engine.begin() as connection:
+        upsert_events(connection, "assets", parse_events(document, "assets"))
+    engine.dispose()
+    (live,) = client.get("/api/v1/analytics").get_json()["live"]
+    assert (live["use_case"], live["model_version"]) == ("assets", spy["model_version"])
+    assert (live["predictions"], live["resolved"], live["hits"], live["hit_rate"]) == (2, 1, 1, 1.0)
+    assert live["log_loss"] > 0
+    assert 'id="live-results"' in client.get("/analytics").get_data(as_text=True)

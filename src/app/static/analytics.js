@@ -135,8 +135,31 @@
       total += report.totals[name] || 0;
     });
     models(report);
+    liveTable(report);
     status(total ? "" : "No predictions logged yet: ask for one on the Predict page.", false);
     document.getElementById("charts").setAttribute("data-rendered", report.generated_at);
+  }
+
+  function cell(text) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    return td;
+  }
+
+  // the live hit rate and log loss per model version (model_live_scores), once any prediction met its event
+  function liveTable(report) {
+    var rows = (report.live || []).filter(function (r) { return r.predictions > 0; });
+    if (!rows.length) return;
+    var body = document.querySelector("#live-results tbody");
+    body.textContent = "";
+    rows.forEach(function (r) {
+      var tr = document.createElement("tr");
+      [report.use_cases[r.use_case] ? report.use_cases[r.use_case].title : r.use_case, r.model_version,
+       String(r.predictions), String(r.resolved),
+       r.hit_rate === null ? "–" : (100 * r.hit_rate).toFixed(1) + " %",
+       r.log_loss === null ? "–" : r.log_loss.toFixed(4)].forEach(function (text) { tr.appendChild(cell(text)); });
+      body.appendChild(tr);
+    });
   }
 
   function load() {
