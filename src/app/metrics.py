@@ -4,9 +4,9 @@ bootstrap/gunicorn.conf.py before any worker starts) and /metrics adds them up; 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -15,12 +15,18 @@ from prometheus_client.registry import REGISTRY, Collector
 
 from pronostico.prediction_log.spool import writer_counters
 
+if TYPE_CHECKING:
+    from pronostico.core.serving import ServingModel
+    from pronostico.core.usecases.base import UseCase
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 PREDICTIONS = Counter("pronostico_predictions_total", "Predictions answered and spooled", ["use_case", "channel"])
 PREDICTION_SECONDS = Histogram(
     "pronostico_prediction_seconds", "Time in the app to parse, predict and spool one prediction", ["use_case"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
+ANSWERS = Counter("pronostico_answers_total", "Predictions answered, by the class the model predicted",
+                  ["use_case", "class"])
 REQUEST_ERRORS = Counter("pronostico_request_errors_total", "Requests answered with an error, by code",
                          ["status", "code"])
 
@@ -35,6 +41,23 @@ def observe_prediction(use_case: str, channel: str, seconds: float) -> None:
                                                               PREDICTION_SECONDS.labels(use_case)))
     children[0].inc()
     children[1].observe(seconds)
+
+
+_answer_children: dict[tuple[str, str], Any] = {}
+
+
+def declare_answers(use_cases: Iterable[UseCase]) -> None:
+    """Every (use case, class) counter at 0 from the start: a model that only ever says one class shows as such."""
+    for use_case in use_cases:
+        for name in use_case.classes:
+            _answer_children.setdefault((use_case.name, name), ANSWERS.labels(use_case.name, name))
+
+
+def count_answer(use_case: str, predicted: str) -> None:
+    child = _answer_children.get((use_case, predicted))
+    if child is None:  # resolved once per (use case, class), as observe_prediction does
+        child = _answer_children.setdefault((use_case, predicted), ANSWERS.labels(use_case, predicted))
+    child.inc()
 
 
 def count_error(status: int, code: str) -> None:
@@ -56,6 +79,7 @@ class StackCollector(Collector):
         for name, model in self.runtime.store.models.items():  # type: ignore[attr-defined]
             loaded.add_metric([name, model.version], 1)
         yield loaded
+        yield from prospective_gauges(self.runtime.store.models)  # type: ignore[attr-defined]
         status = read_status(self.spool_dir)
         yield GaugeMetricFamily("pronostico_spool_backlog_bytes", "Spooled prediction bytes not yet in the database",
                                 value=status["backlog_bytes"])
@@ -69,6 +93,27 @@ class StackCollector(Collector):
         up = status.get("database_up")
         yield GaugeMetricFamily("pronostico_log_database_up", "1 when the log shipper last reached the database",
                                 value=1 if up else 0)
+
+
+def prospective_gauges(models: dict[str, ServingModel]) -> Iterator[GaugeMetricFamily]:
+    """The loaded models' newest evaluation on data newer than the champion's own: only a scored one counts."""
+    labels = ["use_case", "model_version"]
+    log_loss = GaugeMetricFamily("pronostico_prospective_log_loss", "Log loss of the champion on the rows newer "
+                                 "than its data, at the newest evaluation", labels=labels)
+    baseline = GaugeMetricFamily("pronostico_prospective_baseline_log_loss", "Log loss of the best naive baseline "
+                                 "on the same rows", labels=labels)
+    rows = GaugeMetricFamily("pronostico_prospective_rows", "Rows the newest evaluation scored", labels=labels)
+    for name, model in models.items():
+        evaluation = model.evaluation
+        if not evaluation or evaluation.get("status") != "scored":
+            continue
+        key = [name, str(evaluation["model_version"])]
+        log_loss.add_metric(key, evaluation["model"]["log_loss"])
+        best = evaluation.get("best_baseline")
+        if best:
+            baseline.add_metric(key, evaluation["baselines"][best]["log_loss"])
+        rows.add_metric(key, evaluation["rows"])
+    yield from (log_loss, baseline, rows)
 
 
 def exposition(runtime: object, spool_dir: Path) -> bytes:

@@ -39,6 +39,7 @@ class Runtime:
     @classmethod
     def attach(cls, app: Flask) -> Runtime:
         check_use_cases(USE_CASES.values())
+        metrics.declare_answers(USE_CASES.values())
         store = ModelStore(app.config["MODELS_URI"], tuple(USE_CASES))
         store.refresh()
         if app.config["MODEL_POLL_SECONDS"] > 0:
@@ -62,6 +63,7 @@ class Runtime:
         latency_ms = (time.perf_counter() - started) * 1000.0
         self.spool.append(log_line(use_case, channel, answer, latency_ms))
         metrics.observe_prediction(use_case, channel, time.perf_counter() - started)
+        metrics.count_answer(use_case, answer[model.use_case.answer_class_field])
         return answer
 
     def per_model(self, name: str, model: ServingModel, build: Callable[[], T]) -> T:
