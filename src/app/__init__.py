@@ -1,4 +1,4 @@
-"""The pronostico web app: the prediction form, the /api/v1 JSON API, analytics, health and metrics.
+"""The pronostico web app: the prediction form, the /api/v1 JSON API, the models page, analytics, health, metrics.
 
     gunicorn -c bootstrap/gunicorn.conf.py 'app:create_app()'
 
@@ -50,6 +50,7 @@ def default_config(settings: Settings) -> dict[str, Any]:
         "MODEL_POLL_SECONDS": settings.model_poll_seconds,  # 0 turns polling off (tests refresh by hand)
         "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
         "ANALYTICS_CACHE_SECONDS": 5.0,
+        "MODELS_CACHE_SECONDS": 5.0,  # the models page's registry reads, per use case and serving state
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session cookie
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_HTTPONLY": True,
@@ -88,10 +89,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app import analytics, api, health, pages
+    from app import analytics, api, health, models, pages
     from app.extensions import csrf
 
-    for blueprint in (pages.blueprint, api.blueprint, analytics.blueprint, health.blueprint):
+    for blueprint in (pages.blueprint, api.blueprint, analytics.blueprint, models.blueprint, health.blueprint):
         app.register_blueprint(blueprint)
     csrf.exempt(api.blueprint)  # the API takes JSON from programs, with no cookies and no session to forge
 

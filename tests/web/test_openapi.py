@@ -11,6 +11,7 @@ import schemathesis
 from schemathesis.generation import GenerationMode
 
 from benchmarks.report import markdown_table
+from pronostico.core.usecases import USE_CASES
 from tests.web.conftest import app_config
 
 EXAMPLES = 30
@@ -31,13 +32,32 @@ def fuzzed_app(trained_models, tmp_path_factory):
 def test_openapi_document_describes_every_endpoint(client):
     document = client.get("/api/v1/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
+    models = {f"/api/v1/models/{{use_case}}/{name}" for name in ("versions", "evaluations", "live", "backtest")}
     assert set(document["paths"]) == {"/api/v1/models", "/api/v1/analytics", "/api/v1/matchups/teams",
                                       "/api/v1/matchups/predict", "/api/v1/assets/symbols",
-                                      "/api/v1/assets/predict"}
+                                      "/api/v1/assets/predict", *models}
     request = document["components"]["schemas"]["MatchupsRequest"]
     assert request["required"] == ["home_team", "away_team"]
     assert request["properties"]["tournament"]["enum"][0] == "friendly"
     assert "422" in document["paths"]["/api/v1/assets/predict"]["post"]["responses"]
+    for path in models:
+        operation = document["paths"][path]["get"]
+        assert operation["operationId"] and operation["summary"]
+        assert operation["parameters"][0]["schema"]["enum"] == list(USE_CASES)
+        assert operation["responses"]["404"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/Error"}
+    schemas = document["components"]["schemas"]
+    version = schemas["ModelVersions"]["properties"]["versions"]["items"]
+    assert {"version", "current", "serving_state", "model", "baselines", "best_baseline", "decision",
+            "state_reason", "holdout_range"} <= set(version["properties"])
+    assert {"log_loss", "accuracy", "brier", "rps", "per_class"} <= set(schemas["Scores"]["properties"])
+    trend = schemas["ModelEvaluations"]["properties"]["trend"]["items"]
+    assert set(trend["required"]) == {"evaluated_at", "run_id", "model_version", "window_end", "rows", "status",
+                                      "log_loss", "best_baseline", "best_baseline_log_loss"}
+    assert {"totals", "versions"} <= set(schemas["ModelLiveScores"]["properties"])
+    assert "503" in document["paths"]["/api/v1/models/{use_case}/live"]["get"]["responses"]
+    assert {"holdout", "evaluation"} <= set(schemas["ModelBacktest"]["properties"])
+    assert {"symbols", "pooled", "curves"} <= set(schemas["Backtest"]["properties"])
 
 
 @pytest.mark.chaos
@@ -46,7 +66,7 @@ def test_no_request_makes_a_server_error(fuzzed_app, reliability):
     each error must be the JSON error object."""
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzzed_app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 6
+    assert len(operations) == 10
     statuses: Counter[int] = Counter()
     server_errors: list[str] = []
     for operation, mode in itertools.product(operations, GenerationMode):

@@ -1,0 +1,291 @@
+"""The models page, /models, and its JSON, /api/v1/models/<use_case>/{versions,evaluations,live,backtest}.
+
+Per use case: every trained version with its holdout scores and promotion decision, the serving champion's
+prospective evaluations (its log loss on data newer than its own, run after run), its live results from the
+prediction log, and, for a use case with a trading rule, the backtests of its signal. The page's tables are rendered
+here; its script draws the charts from the same API.
+
+The registry lives on S3 on AWS, so what an endpoint builds is kept per process for a few seconds, keyed by what
+serves (the loaded model's version, state version and evaluation): no request reads the registry itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, render_template
+
+from app.analytics import engine
+from app.errors import respond
+from app.runtime import UnknownUseCase, json_response, runtime
+from pronostico.core import layout, registry, storage
+from pronostico.core.usecases import USE_CASES
+from pronostico.core.usecases.base import UseCase
+
+blueprint = Blueprint("models", __name__)
+
+T = TypeVar("T")
+SCORES = ("log_loss", "accuracy", "brier", "rps")
+DECISION = ("promoted", "reason", "champion", "rows_compared", "candidate_log_loss", "champion_log_loss",
+            "decided_at")
+LIVE_COLUMNS = ("model_version", "predictions", "resolved", "hits", "hit_rate", "log_loss", "first_prediction_at",
+                "last_prediction_at")
+LOG_UNREACHABLE = "the prediction log database is unreachable; predictions are still answered and spooled"
+_cache_lock = threading.Lock()
+
+
+class NoBacktest(LookupError):
+    pass
+
+
+# --- routes ---------------------------------------------------------------------------------------------------
+
+@blueprint.get("/models")
+def page() -> str:
+    sections = [section(use_case) for use_case in USE_CASES.values()]
+    return render_template("models.html", sections=sections)
+
+
+@blueprint.get("/api/v1/models/<use_case>/versions")
+def versions(use_case: str) -> Response:
+    return json_response(cached("versions", known(use_case), lambda: versions_report(models_uri(), use_case)))
+
+
+@blueprint.get("/api/v1/models/<use_case>/evaluations")
+def evaluations(use_case: str) -> Response:
+    return json_response(cached("evaluations", known(use_case), lambda: evaluations_report(
+        use_case, stored_evaluations(use_case))))
+
+
+@blueprint.get("/api/v1/models/<use_case>/live")
+def live(use_case: str) -> Response:
+    try:
+        return json_response(cached("live", known(use_case), lambda: live_report(engine(), use_case)))
+    except sa.exc.SQLAlchemyError as error:
+        current_app.logger.warning("models: the prediction log is unreachable: %s", error)
+        return respond(503, "log_database_unavailable", LOG_UNREACHABLE)
+
+
+@blueprint.get("/api/v1/models/<use_case>/backtest")
+def backtest(use_case: str) -> Response:
+    try:
+        report = cached("backtest", known(use_case), lambda: backtest_report(use_case))
+    except NoBacktest as error:
+        return respond(404, "no_backtest", str(error))
+    return json_response(report)
+
+
+def known(use_case: str) -> str:
+    if use_case not in USE_CASES:
+        raise UnknownUseCase(use_case)
+    return use_case
+
+
+def models_uri() -> str:
+    return str(current_app.config["MODELS_URI"])
+
+
+# --- the per-process cache ------------------------------------------------------------------------------------
+
+def serving_key(use_case: str) -> tuple[str, str, str] | None:
+    """What serves the use case in this process: a new model, state or evaluation makes the cache stale at once."""
+    model = runtime().store.models.get(use_case)
+    if model is None:
+        return None
+    return model.version, model.state_version, str((model.evaluation or {}).get("run_id") or "")
+
+
+def cached(kind: str, use_case: str, build: Callable[[], T]) -> T:
+    """`build()` at most once per few seconds per use case and serving state (MODELS_CACHE_SECONDS)."""
+    cache = current_app.extensions.setdefault("pronostico.models", {})
+    key, now = serving_key(use_case), time.monotonic()
+    with _cache_lock:
+        hit = cache.get((kind, use_case))
+    if hit is not None and hit[0] == key and hit[1] > now:
+        return hit[2]
+    value = build()
+    with _cache_lock:
+        cache[(kind, use_case)] = (key, now + float(current_app.config["MODELS_CACHE_SECONDS"]), value)
+    return value
+
+
+def stored_evaluations(use_case: str) -> list[dict[str, Any]]:
+    return cached("evaluations-stored", use_case, lambda: registry.list_evaluations(models_uri(), use_case))
+
+
+# --- versions -------------------------------------------------------------------------------------------------
+
+def best_baseline(baselines: dict[str, Any]) -> str | None:
+    scored = {name: b["log_loss"] for name, b in baselines.items() if b.get("log_loss") is not None}
+    return min(scored, key=scored.__getitem__) if scored else None
+
+
+def scores(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The figures the page shows: log loss, accuracy, Brier, RPS where the classes are ordered, per class."""
+    if not metrics:
+        return {}
+    found = {name: metrics[name] for name in SCORES if name in metrics}
+    return {**found, "rows": metrics.get("rows"), "per_class": metrics.get("per_class", {})}
+
+
+def version_entry(version: dict[str, Any]) -> dict[str, Any]:
+    metrics, manifest, promotion = version["metrics"], version["manifest"], version["promotion"]
+    baselines = metrics.get("baselines", {})
+    best = metrics.get("best_baseline") or best_baseline(baselines)
+    split = metrics.get("split", {})
+    return {
+        "version": version["version"], "created_at": version["created_at"],
+        "current": version["current"], "serving_state": version["serving_state"],
+        "model": scores(metrics.get("model")),
+        "baselines": {name: scores(values) for name, values in baselines.items()},
+        "best_baseline": best,
+        "best_baseline_log_loss": baselines[best]["log_loss"] if best else None,
+        "holdout_rows": split.get("holdout_rows"), "train_rows": split.get("train_rows"),
+        "data_range": manifest.get("data_range"), "training_range": manifest.get("training_range"),
+        "holdout_range": manifest.get("holdout_range"),
+        "entities_as_of": (manifest.get("entities") or {}).get("as_of"),
+        "decision": {name: promotion.get(name) for name in DECISION} if promotion else None,
+        "state_version": promotion.get("state_version") if promotion else None,
+        "state_reason": promotion.get("state_reason", "") if promotion else "",
+    }
+
+
+def versions_report(uri: str, use_case: str) -> dict[str, Any]:
+    """Every complete version, oldest first."""
+    found = [version_entry(v) for v in registry.list_versions(uri, use_case)]
+    serving = next((v["version"] for v in found if v["current"]), None)
+    state = next((v["version"] for v in found if v["serving_state"]), None)
+    return {"use_case": use_case, "serving_version": serving, "serving_state_version": state, "versions": found}
+
+
+# --- evaluations ----------------------------------------------------------------------------------------------
+
+def without_curves(evaluation: dict[str, Any]) -> dict[str, Any]:
+    if "backtest" not in evaluation:
+        return evaluation
+    return {**evaluation, "backtest": {k: v for k, v in evaluation["backtest"].items() if k != "curves"}}
+
+
+def trend_point(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """One point of the degradation chart; log losses are null unless the window was scored."""
+    scored = evaluation["status"] == "scored"
+    best = evaluation.get("best_baseline") or (best_baseline(evaluation.get("baselines", {})) if scored else None)
+    return {"evaluated_at": evaluation["evaluated_at"], "run_id": evaluation["run_id"],
+            "model_version": evaluation["model_version"], "window_end": (evaluation.get("window") or {}).get("end"),
+            "rows": evaluation["rows"], "status": evaluation["status"],
+            "log_loss": evaluation["model"]["log_loss"] if scored else None,
+            "best_baseline": best,
+            "best_baseline_log_loss": evaluation["baselines"][best]["log_loss"] if scored and best else None}
+
+
+def evaluations_report(use_case: str, stored: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluations oldest first (backtests without their curves: /backtest has them), and their trend."""
+    return {"use_case": use_case, "evaluations": [without_curves(e) for e in stored],
+            "trend": [trend_point(e) for e in stored]}
+
+
+# --- live results ---------------------------------------------------------------------------------------------
+
+def timestamp(value: Any) -> str | None:
+    """MariaDB gives datetimes, SQLite's views give strings: both become 'YYYY-MM-DD HH:MM:SS'."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)[:19]
+
+
+def live_row(row: Any) -> dict[str, Any]:
+    return {"model_version": row["model_version"], "predictions": int(row["predictions"]),
+            "resolved": int(row["resolved"] or 0), "hits": int(row["hits"] or 0),
+            "hit_rate": None if row["hit_rate"] is None else float(row["hit_rate"]),
+            "log_loss": None if row["log_loss"] is None else float(row["log_loss"]),
+            "first_prediction_at": timestamp(row["first_prediction_at"]),
+            "last_prediction_at": timestamp(row["last_prediction_at"])}
+
+
+def live_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """All versions together: the log loss is the mean over every resolved prediction."""
+    resolved = sum(r["resolved"] for r in rows)
+    hits = sum(r["hits"] for r in rows)
+    loss = sum(r["log_loss"] * r["resolved"] for r in rows if r["resolved"] and r["log_loss"] is not None)
+    return {"predictions": sum(r["predictions"] for r in rows), "resolved": resolved, "hits": hits,
+            "hit_rate": hits / resolved if resolved else None, "log_loss": loss / resolved if resolved else None}
+
+
+def live_report(database: sa.Engine, use_case: str) -> dict[str, Any]:
+    """model_live_scores of one use case, one row per model version that answered, oldest version first."""
+    sql = (f"SELECT {', '.join(LIVE_COLUMNS)} FROM model_live_scores WHERE use_case = :use_case "
+           "ORDER BY model_version")
+    with database.connect() as connection:
+        rows = [live_row(r) for r in connection.execute(sa.text(sql), {"use_case": use_case}).mappings()]
+    return {"use_case": use_case, "versions": rows, "totals": live_totals(rows)}
+
+
+# --- backtests ------------------------------------------------------------------------------------------------
+
+def has_trading_rule(use_case: UseCase) -> bool:
+    """Whether the use case backtests its answers at all (the base class's backtest is None)."""
+    return type(use_case).backtest is not UseCase.backtest
+
+
+def holdout_backtest(uri: str, use_case: str, version: str) -> dict[str, Any] | None:
+    found = layout.version_file(uri, use_case, version, layout.BACKTEST)
+    return storage.read_json(found) if storage.exists(found) else None
+
+
+def backtest_report(use_case: str) -> dict[str, Any]:
+    """The serving version's holdout backtest and the newest scored evaluation's, with their equity curves."""
+    model = runtime().store.models.get(use_case)
+    holdout = holdout_backtest(models_uri(), use_case, model.version) if model else None
+    scored = [e for e in stored_evaluations(use_case) if e["status"] == "scored" and e.get("backtest")]
+    newest = scored[-1] if scored else None
+    if holdout is None and newest is None:
+        raise NoBacktest(no_backtest_reason(USE_CASES[use_case], model.version if model else None))
+    return {
+        "use_case": use_case,
+        "holdout": {"model_version": model.version, "backtest": holdout} if model and holdout else None,
+        "evaluation": {"run_id": newest["run_id"], "evaluated_at": newest["evaluated_at"],
+                       "model_version": newest["model_version"], "window": newest["window"],
+                       "backtest": newest["backtest"]} if newest else None,
+    }
+
+
+def no_backtest_reason(use_case: UseCase, version: str | None) -> str:
+    if not has_trading_rule(use_case):
+        return f"{use_case.name} has no backtest: its answers are not a trading signal"
+    if version is None:
+        return f"no {use_case.name} model is serving yet, and no evaluation has a backtest"
+    return f"{use_case.name} version {version} has no holdout backtest, and no scored evaluation has one yet"
+
+
+# --- the page -------------------------------------------------------------------------------------------------
+
+def section(use_case: UseCase) -> dict[str, Any]:
+    """What models.html shows of one use case; a part that cannot be read says why instead."""
+    name = use_case.name
+    stored = stored_evaluations(name)
+    part: dict[str, Any] = {
+        "use_case": use_case, "name": name,
+        "versions": cached("versions", name, lambda: versions_report(models_uri(), name))["versions"][::-1],
+        "evaluations": stored[::-1], "trend": [trend_point(e) for e in stored],
+        "trades": has_trading_rule(use_case), "backtest": None, "backtest_missing": "", "live": None,
+        "live_error": "",
+    }
+    part["has_rps"] = any("rps" in v["model"] for v in part["versions"])
+    try:
+        part["live"] = cached("live", name, lambda: live_report(engine(), name))
+    except sa.exc.SQLAlchemyError as error:
+        current_app.logger.warning("models page: the prediction log is unreachable: %s", error)
+        part["live_error"] = LOG_UNREACHABLE
+    if part["trades"]:
+        try:
+            part["backtest"] = cached("backtest", name, lambda: backtest_report(name))
+        except NoBacktest as error:
+            part["backtest_missing"] = str(error)
+    return part
