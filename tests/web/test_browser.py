@@ -21,6 +21,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 MATCHUPS = [("Brazil", "Argentina"), ("France", "England"), ("Spain", "Italy"), ("Germany", "Netherlands"),
             ("Mexico", "United States"), ("Japan", "South Korea"), ("Portugal", "Brazil")]
 SYMBOLS = ["BTC-USD", "SPY", "NVDA", "ETH-USD", "AAPL", "SOL-USD"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +165,57 @@ def test_the_home_page_fits_a_phone(web_stack, browser, artifacts_dir):
         box = page.locator("#assets-form button[type=submit]").bounding_box()
         assert box["height"] >= 40  # a tappable button
         page.screenshot(path=str(artifacts_dir / "phone-asset.png"), full_page=True)
+        assert phone.errors == [] and phone.external == []
+    finally:
+        phone.close()
+
+
+def seed_evaluations(models_uri: str) -> None:
+    """Until the trained fixture holds evaluations of its own: a few in the registry's shape, near the serving
+    version's real holdout figures, with backtests of a made-up signal (tests/web/test_models_page.py)."""
+    from pronostico.core import layout, registry, storage
+    from pronostico.core.usecases import USE_CASES
+    from tests.web.test_models_page import ensure_holdout_backtest, write_evaluations
+
+    for name in USE_CASES:
+        if len(registry.list_evaluations(models_uri, name)) >= 2:
+            continue
+        version = registry.read_current(models_uri, name)["version"]
+        metrics = storage.read_json(layout.version_file(models_uri, name, version, layout.METRICS))
+        symbols = sorted(ensure_holdout_backtest(models_uri, version)["symbols"]) if name == "assets" else []
+        loss = metrics["model"]["log_loss"]
+        year = int(metrics["split"]["holdout_end"][:4]) + 1  # windows after the data, for a screenshot that reads true
+        write_evaluations(models_uri, name, version, symbols, year=year,
+                          losses=(loss * 1.01, loss * 1.02, None, loss * 1.015, loss * 1.03),
+                          baselines={b: v["log_loss"] for b, v in metrics["baselines"].items()})
+
+
+def test_the_models_page_draws_its_charts(web_stack, visit, browser, artifacts_dir):
+    seed_evaluations(web_stack.settings.models_uri)
+    page = visit.page
+    page.goto(web_stack.url + "/models")
+    page.wait_for_selector("#model-cases[data-rendered]", timeout=20_000)
+    drawn = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('canvas')].map(c => {
+        const chart = Chart.getChart(c);
+        const points = chart ? chart.data.datasets.flatMap(d => d.data).filter(v => v !== null).length : 0;
+        return [c.id, points];
+    }))""")
+    assert {"trend-matchups", "trend-assets"} <= set(drawn)
+    curves = [name for name in drawn if name.startswith("curve-assets-")]
+    assert any("-holdout-" in name for name in curves) and any("-evaluation-" in name for name in curves)
+    assert all(points > 0 for points in drawn.values()), drawn
+    assert page.locator("#versions-matchups tbody tr").count() >= 1
+    assert page.locator("#assets .badge-serving").count() == 1
+    assert page.locator("#assets .backtest-table").count() == 2
+    page.screenshot(path=str(artifacts_dir / "models.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "models.png"), full_page=True)
+    phone = Visit(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        phone.page.goto(web_stack.url + "/models#assets")
+        phone.page.wait_for_selector("#model-cases[data-rendered]", timeout=20_000)
+        overflow = phone.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0  # the wide tables scroll inside their box, not the page
         assert phone.errors == [] and phone.external == []
     finally:
         phone.close()
