@@ -16,7 +16,7 @@ models/<use_case>/evaluations/<run id>.json; their series is the champion's degr
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,11 +145,9 @@ def judge(use_case: UseCase, candidate: Candidate, champion: Candidate, holdout:
 
 def _record(models_uri: str, decision: Decision, previous: str | None) -> Decision:
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    if decision.promoted:
-        decision = Decision(**{**asdict(decision), "state_version": decision.candidate})
-    else:
-        decision = _lend_state(models_uri, decision)
-    decision = Decision(**{**asdict(decision), "decided_at": now})
+    decision = replace(decision, state_version=decision.candidate) if decision.promoted \
+        else _lend_state(models_uri, decision)
+    decision = replace(decision, decided_at=now)
     vuri = version_uri(models_uri, decision.use_case, decision.candidate)
     storage.write_json(storage.join(vuri, layout.PROMOTION), asdict(decision))
     if decision.promoted and previous != decision.candidate:
@@ -170,10 +168,10 @@ def _lend_state(models_uri: str, decision: Decision) -> Decision:
     serving = current["state_version"]
     reason = state_refusal(models_uri, decision.use_case, current["version"], serving, decision.candidate)
     if reason:
-        return Decision(**{**asdict(decision), "state_version": serving, "state_reason": reason})
+        return replace(decision, state_version=serving, state_reason=reason)
     as_of = _manifest(models_uri, decision.use_case, decision.candidate)["entities"]["as_of"]
-    return Decision(**{**asdict(decision), "state_version": decision.candidate,
-                       "state_reason": f"the champion serves the state of {decision.candidate} (as of {as_of})"})
+    return replace(decision, state_version=decision.candidate,
+                   state_reason=f"the champion serves the state of {decision.candidate} (as of {as_of})")
 
 
 def state_refusal(models_uri: str, use_case: str, model_version: str, serving_state: str, candidate: str) -> str:
@@ -281,5 +279,6 @@ def list_evaluations(models_uri: str, use_case: str) -> list[dict[str, Any]]:
 
 
 def latest_evaluation(models_uri: str, use_case: str) -> dict[str, Any] | None:
-    evaluations = list_evaluations(models_uri, use_case)
-    return evaluations[-1] if evaluations else None
+    """The newest evaluation, read alone: every worker asks at each model swap, and the series only grows."""
+    found = storage.list_objects(layout.evaluations_uri(models_uri, use_case), suffix=".json")
+    return storage.read_json(max(found, key=lambda info: (info.modified, info.uri)).uri) if found else None
