@@ -26,6 +26,7 @@ HOURS = 48
 DAYS = 30
 TOP = 10
 _cache_lock = threading.Lock()
+LOG_UNREACHABLE = "the prediction log database is unreachable; predictions are still answered and spooled"
 
 
 @blueprint.get("/analytics")
@@ -39,8 +40,7 @@ def data() -> Response | tuple[str, int]:
         return json_response(cached_report())
     except sa.exc.SQLAlchemyError as error:
         current_app.logger.warning("analytics: the prediction log is unreachable: %s", error)
-        return respond(503, "log_database_unavailable",
-                       "the prediction log database is unreachable; predictions are still answered and spooled")
+        return respond(503, "log_database_unavailable", LOG_UNREACHABLE)
 
 
 def cached_report() -> dict[str, Any]:
@@ -92,7 +92,7 @@ def build_report(engine: sa.Engine, now: datetime) -> dict[str, Any]:
                             for c in use_case.classes}
                      for name, use_case in USE_CASES.items()},
         "models": models_against_baselines(),
-        "live": [live_row(score) for score in scores if score["use_case"] in USE_CASES],
+        "live": [score for score in scores if score["use_case"] in USE_CASES],
         "use_cases": {name: describe(use_case) for name, use_case in USE_CASES.items()},
     }
 
@@ -123,14 +123,6 @@ def series(labels: list[str], found: list[sa.Row[Any]], label_of: Any) -> dict[s
         if row.use_case in counts and label in counts[row.use_case]:
             counts[row.use_case][label] += int(row.predictions)
     return {"labels": labels, "counts": {name: list(by_label.values()) for name, by_label in counts.items()}}
-
-
-def live_row(score: dict[str, Any]) -> dict[str, Any]:
-    """A model_live_scores row as JSON: the database's decimals and datetimes as numbers and ISO text."""
-    number = ("hit_rate", "log_loss")
-    return {key: (float(value) if key in number and value is not None
-                  else str(value) if key.endswith("_at") and value is not None else value)
-            for key, value in score.items()}
 
 
 def models_against_baselines() -> dict[str, Any]:

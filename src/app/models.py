@@ -14,18 +14,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, render_template
 
-from app.analytics import engine
+from app.analytics import LOG_UNREACHABLE, engine
 from app.errors import respond
 from app.runtime import UnknownUseCase, json_response, runtime
 from pronostico.core import layout, registry, storage
+from pronostico.core.evaluate import best_baseline
 from pronostico.core.usecases import USE_CASES
 from pronostico.core.usecases.base import UseCase
+from pronostico.prediction_log.live import live_scores
 
 blueprint = Blueprint("models", __name__)
 
@@ -35,7 +36,6 @@ DECISION = ("promoted", "reason", "champion", "rows_compared", "candidate_log_lo
             "decided_at")
 LIVE_COLUMNS = ("model_version", "predictions", "resolved", "hits", "hit_rate", "log_loss", "first_prediction_at",
                 "last_prediction_at")
-LOG_UNREACHABLE = "the prediction log database is unreachable; predictions are still answered and spooled"
 _cache_lock = threading.Lock()
 
 
@@ -120,11 +120,6 @@ def stored_evaluations(use_case: str) -> list[dict[str, Any]]:
 
 # --- versions -------------------------------------------------------------------------------------------------
 
-def best_baseline(baselines: dict[str, Any]) -> str | None:
-    scored = {name: b["log_loss"] for name, b in baselines.items() if b.get("log_loss") is not None}
-    return min(scored, key=scored.__getitem__) if scored else None
-
-
 def scores(metrics: dict[str, Any] | None) -> dict[str, Any]:
     """The figures the page shows: log loss, accuracy, Brier, RPS where the classes are ordered, per class."""
     if not metrics:
@@ -191,24 +186,6 @@ def evaluations_report(use_case: str, stored: list[dict[str, Any]]) -> dict[str,
 
 # --- live results ---------------------------------------------------------------------------------------------
 
-def timestamp(value: Any) -> str | None:
-    """MariaDB gives datetimes, SQLite's views give strings: both become 'YYYY-MM-DD HH:MM:SS'."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    return str(value)[:19]
-
-
-def live_row(row: Any) -> dict[str, Any]:
-    return {"model_version": row["model_version"], "predictions": int(row["predictions"]),
-            "resolved": int(row["resolved"] or 0), "hits": int(row["hits"] or 0),
-            "hit_rate": None if row["hit_rate"] is None else float(row["hit_rate"]),
-            "log_loss": None if row["log_loss"] is None else float(row["log_loss"]),
-            "first_prediction_at": timestamp(row["first_prediction_at"]),
-            "last_prediction_at": timestamp(row["last_prediction_at"])}
-
-
 def live_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """All versions together: the log loss is the mean over every resolved prediction."""
     resolved = sum(r["resolved"] for r in rows)
@@ -220,10 +197,8 @@ def live_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def live_report(database: sa.Engine, use_case: str) -> dict[str, Any]:
     """model_live_scores of one use case, one row per model version that answered, oldest version first."""
-    sql = (f"SELECT {', '.join(LIVE_COLUMNS)} FROM model_live_scores WHERE use_case = :use_case "
-           "ORDER BY model_version")
     with database.connect() as connection:
-        rows = [live_row(r) for r in connection.execute(sa.text(sql), {"use_case": use_case}).mappings()]
+        rows = [{name: row[name] for name in LIVE_COLUMNS} for row in live_scores(connection, use_case)]
     return {"use_case": use_case, "versions": rows, "totals": live_totals(rows)}
 
 

@@ -13,7 +13,8 @@ and a prediction is resolved by the first such event.
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,7 +72,28 @@ def live_results(connection: sa.Connection, use_case: str | None = None) -> list
     return [dict(row) for row in connection.execute(sa.text(sql), {"use_case": use_case}).mappings()]
 
 
-def live_scores(connection: sa.Connection) -> list[dict[str, Any]]:
-    """Each model version's live hit rate and log loss (model_live_scores)."""
-    sql = "SELECT * FROM model_live_scores ORDER BY use_case, model_version"
-    return [dict(row) for row in connection.execute(sa.text(sql)).mappings()]
+def live_scores(connection: sa.Connection, use_case: str | None = None) -> list[dict[str, Any]]:
+    """Each model version's live hit rate and log loss (model_live_scores), by use case and version, as plain JSON
+    values: MariaDB's decimals and datetimes and SQLite's strings come out the same."""
+    where = "WHERE use_case = :use_case" if use_case else ""
+    sql = f"SELECT * FROM model_live_scores {where} ORDER BY use_case, model_version"
+    return [score_row(row) for row in connection.execute(sa.text(sql), {"use_case": use_case}).mappings()]
+
+
+def score_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {"use_case": row["use_case"], "model_version": row["model_version"],
+            "predictions": int(row["predictions"]), "resolved": int(row["resolved"] or 0),
+            "hits": int(row["hits"] or 0),
+            "hit_rate": None if row["hit_rate"] is None else float(row["hit_rate"]),
+            "log_loss": None if row["log_loss"] is None else float(row["log_loss"]),
+            "first_prediction_at": timestamp(row["first_prediction_at"]),
+            "last_prediction_at": timestamp(row["last_prediction_at"])}
+
+
+def timestamp(value: Any) -> str | None:
+    """'YYYY-MM-DD HH:MM:SS' from MariaDB's datetime or SQLite's text."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    return str(value)[:19]
