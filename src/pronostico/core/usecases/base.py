@@ -143,6 +143,8 @@ class UseCase:
     presentation: ClassVar[Presentation]
     display_order: ClassVar[int] = 100  # where its card, charts and lists come among the use cases
     ordered_classes: ClassVar[bool] = False  # classes run from one end to the other: scored with the RPS too
+    # baselines that are real models, not naive rules: reported beside the naive ones, never gating a promotion
+    strong_baselines: ClassVar[tuple[str, ...]] = ()
 
     # --- training side (pandas; run inside Spark with applyInPandas) ---
     def feature_frame(self, canonical: pd.DataFrame) -> pd.DataFrame:
@@ -171,7 +173,7 @@ class UseCase:
         return frame, probabilities
 
     def baselines(self, train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Class probabilities of each naive baseline for the holdout rows, fit on train."""
+        """Class probabilities of each baseline (naive, then `strong_baselines`) for the holdout rows, fit on train."""
         raise NotImplementedError
 
     def backtest(self, rows: pd.DataFrame, probabilities: np.ndarray, *, cost_bps: float = 10.0,
