@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from pronostico.core.usecases.matchups import (
     apply_result,
     matchup_features,
     outcome_label,
+    poisson_outcome,
     tournament_tier,
 )
 
@@ -104,7 +107,7 @@ def test_rankings_in_a_row_are_used_for_that_row() -> None:
 
 def test_features_are_the_same_for_training_rows_and_requests() -> None:
     history = History()
-    rows = [matchup_features(h, a, bool(m["neutral"]), tournament_tier(m["tournament"]))
+    rows = [matchup_features(h, a, bool(m["neutral"]), tournament_tier(m["tournament"]), m["date"])
             for m, h, a in history.replay(league())]
     trained = MATCHUPS.feature_frame(league())[list(FEATURES)].to_numpy()
     assert np.array_equal(trained, np.array([[r[f] for f in FEATURES] for r in rows]))
@@ -149,3 +152,31 @@ def test_neutral_requests_are_answered_symmetrically() -> None:
     combined = MATCHUPS.combine(request, [forward, swapped])
     np.testing.assert_allclose(combined, [0.375, 0.325, 0.3])
     np.testing.assert_allclose(MATCHUPS.combine(request, [swapped, forward]), combined[::-1])
+
+
+def test_goal_ratings_and_activity_know_only_the_matches_before() -> None:
+    """Each row's goal rating and activity come from earlier matches: changing a later score changes no earlier row."""
+    matches = league()
+    later = matches.assign(home_score=np.where(matches.index == len(matches) - 1, 9, matches["home_score"]))
+    before = MATCHUPS.feature_frame(matches)
+    after = MATCHUPS.feature_frame(later)
+    assert before[list(FEATURES)].equals(after[list(FEATURES)])
+    first = before.iloc[0]
+    assert first["attack_home"] == first["defence_away"] == 0.0 and first["activity_home"] == 0.0
+    assert before["activity_home"].max() > 1.0  # a side with several recent matches
+
+
+def test_a_scoring_side_gains_attack_and_its_opponent_loses_defence() -> None:
+    home, away = TeamState(), TeamState()
+    apply_result(home, away, {"neutral": True, "home_score": 4, "away_score": 0, "tournament": "Friendly",
+                              "date": "2020-01-01"}, 0)
+    assert home.attack > 0 > away.defence
+    assert away.attack < 0 < home.defence  # they scored fewer than expected; home conceded fewer
+    assert home.activity == away.activity == 1.0
+    assert home.activity_on("2021-01-01") == pytest.approx(math.exp(-366 / 365))
+
+
+def test_the_goal_outcome_probabilities_mirror_exactly_when_the_sides_swap() -> None:
+    win, draw, loss = poisson_outcome(1.7, 0.6)
+    assert win + draw + loss == pytest.approx(1.0) and win > loss
+    assert poisson_outcome(0.6, 1.7) == (loss, draw, win)
