@@ -1,4 +1,4 @@
-"""Metrics for a model and its naive baselines on the same rows: the holdout at training time, the rows newer than
+"""Metrics for a model and its baselines on the same rows: the holdout at training time, the rows newer than
 a model's data afterwards (the prospective evaluation), and the promotion gate's comparison all use this module."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 EPSILON = 1e-15  # Spark's log-loss evaluator clips probabilities the same way
 MIN_FAIR_ROWS = 50  # fewer rows than this make no fair comparison: too small to score
+CALIBRATION_BINS = 10
 
 
 def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
@@ -23,9 +24,32 @@ def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(picked, EPSILON, 1.0))))
 
 
+def calibration_bins(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str],
+                     bins: int = CALIBRATION_BINS) -> dict[str, list[dict[str, Any]]]:
+    """Per class, the rows grouped by the probability given to that class in equal-width bins over [0, 1]: how
+    often the class really came in each bin (observed) beside the mean forecast there (a reliability diagram).
+
+    The bins are half-open, [lower, upper), but the last is closed so a forecast of exactly 1 counts; empty bins are
+    left out.
+    """
+    labels = labels.astype(int)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for index, name in enumerate(classes):
+        forecast = probabilities[:, index] if len(labels) else np.empty(0)
+        # digitize on the inner edges: below edges[1] is bin 0, from edges[-2] up (1.0 included) the last bin
+        placed = np.digitize(forecast, edges[1:-1])
+        hits = labels == index
+        found[name] = [
+            {"lower": float(edges[b]), "upper": float(edges[b + 1]), "rows": int(np.sum(placed == b)),
+             "mean_predicted": float(forecast[placed == b].mean()), "observed": float(hits[placed == b].mean())}
+            for b in np.unique(placed)]
+    return found
+
+
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
                            classes: Sequence[str]) -> dict[str, Any]:
-    """Log loss, accuracy, Brier score and precision / recall / F1 / support per class."""
+    """Log loss, accuracy, Brier score, precision / recall / F1 / support per class, and calibration bins."""
     labels = labels.astype(int)
     predicted = probabilities.argmax(axis=1)
     onehot = np.eye(len(classes))[labels]
@@ -45,6 +69,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
         "accuracy": float(np.mean(predicted == labels)) if len(labels) else None,
         "brier": float(np.mean(np.sum((probabilities - onehot) ** 2, axis=1))) if len(labels) else None,
         "per_class": per_class,
+        "calibration": calibration_bins(labels, probabilities, classes),
     }
 
 
@@ -67,6 +92,11 @@ def use_case_metrics(use_case: UseCase, labels: np.ndarray, probabilities: np.nd
 def best_baseline(baselines: dict[str, dict[str, Any]]) -> str | None:
     scored = {name: b["log_loss"] for name, b in baselines.items() if b.get("log_loss") is not None}
     return min(scored, key=scored.__getitem__) if scored else None
+
+
+def naive_baselines(use_case: UseCase, baselines: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The naive rules among `baselines`: what says whether a model is a signal at all (strong ones never gate)."""
+    return {name: b for name, b in baselines.items() if name not in use_case.strong_baselines}
 
 
 def compare_to_baselines(model: dict[str, Any], baselines: dict[str, dict[str, Any]]) -> dict[str, Any]:
