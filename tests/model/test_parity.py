@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import io
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from pronostico.core import storage
+from pronostico.core.calibration import temper
 from pronostico.core.layout import run_data_uri
 from pronostico.core.serving import ServingModel
 from pronostico.core.usecases.matchups import MATCHUPS, TIERS, History
@@ -54,10 +55,16 @@ def test_the_jvm_free_forest_gives_sparks_probabilities(spark: Any, request: pyt
     features = list(served.use_case.feature_names)
     rows = holdout_rows(run)
     assert len(rows) >= 1_000
-    ours = served.forest.predict_proba(rows[features].to_numpy())
+    ours = served.forest.forest.predict_proba(rows[features].to_numpy())
     theirs = spark_probabilities(spark, run, rows, features)
     assert ours.shape == theirs.shape == (len(rows), len(served.use_case.classes))
     assert np.max(np.abs(ours - theirs)) <= 1e-9
+    # what serves is Spark's probability tempered by the version's calibration, and nothing else
+    recorded = served.manifest["calibration"]
+    assert served.forest.temperature == recorded["temperature"]
+    assert recorded["method"] == ("temperature" if served.use_case.calibrated else "none")
+    served_p = served.forest.predict_proba(rows[features].to_numpy())
+    assert np.max(np.abs(served_p - temper(theirs, recorded["temperature"]))) <= 1e-9
 
 
 def canonical_matches(spark: Any, run: TrainedRun) -> Any:
@@ -116,10 +123,11 @@ def test_the_served_snapshot_continues_the_history_spark_trained_on(spark: Any, 
     extended = canonical.unionByName(spark.createDataFrame(future, canonical.select(*_ORDER).schema))
     built = feature_rows(spark, MATCHUPS, extended).toPandas()
     built = built[built["date"] == next_day.isoformat()].set_index(["home_team", "away_team"])
+    # a request is answered as of the state's date; these fixtures are a day later, so their activity decays a day
+    book = replace(served.snapshot, as_of=next_day.isoformat())
     for home, away, neutral, tier in fixtures:
         vectors = MATCHUPS.request_vectors(
-            served.parse({"home_team": home, "away_team": away, "neutral": neutral, "tournament": tier}),
-            served.snapshot)
+            served.parse({"home_team": home, "away_team": away, "neutral": neutral, "tournament": tier}), book)
         np.testing.assert_array_equal(vectors[0], built.loc[(home, away), list(MATCHUPS.feature_names)].to_numpy(float))
         if neutral:
             np.testing.assert_array_equal(vectors[1],

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from pronostico.core import evaluate, layout, storage
+from pronostico.core.calibration import CalibratedForest, calibrated
 from pronostico.core.evaluate import MIN_FAIR_ROWS
 from pronostico.core.forest import Forest
 from pronostico.core.layout import current_uri, version_uri
@@ -82,7 +83,7 @@ class Candidate:
     version: str
     manifest: dict[str, Any]
     metrics: dict[str, Any]
-    forest: Forest
+    forest: CalibratedForest
     features: list[str]
 
 
@@ -90,9 +91,9 @@ def load_version(models_uri: str, use_case: str, version: str) -> Candidate:
     uri = version_uri(models_uri, use_case, version)
     if not storage.exists(storage.join(uri, layout.MANIFEST)):
         raise FileNotFoundError(f"no complete version {version} of {use_case} under {models_uri}")
-    return Candidate(version, storage.read_json(storage.join(uri, layout.MANIFEST)),
-                     storage.read_json(storage.join(uri, layout.METRICS)),
-                     Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))),
+    manifest = storage.read_json(storage.join(uri, layout.MANIFEST))
+    return Candidate(version, manifest, storage.read_json(storage.join(uri, layout.METRICS)),
+                     calibrated(Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))), manifest),
                      storage.read_json(storage.join(uri, layout.FEATURES)))
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from pronostico.core import layout, storage
+from pronostico.core.calibration import CalibratedForest, calibrated
 from pronostico.core.forest import Forest
 from pronostico.core.layout import current_uri, version_uri
 from pronostico.core.usecases import get_use_case
@@ -48,7 +49,7 @@ class ServingModel:
     version: str
     manifest: dict[str, Any]
     metrics: dict[str, Any]
-    forest: Forest
+    forest: CalibratedForest
     snapshot: Any
     state_version: str = ""
     state_as_of: str = ""
@@ -65,10 +66,9 @@ class ServingModel:
                                f"but this code builds {list(use_case.feature_names)}")
         state_uri = version_uri(models_uri, use_case_name, state_version or version)
         state = storage.read_json(storage.join(state_uri, layout.ENTITIES))
-        return cls(use_case, version,
-                   storage.read_json(storage.join(uri, layout.MANIFEST)),
-                   storage.read_json(storage.join(uri, layout.METRICS)),
-                   Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))),
+        manifest = storage.read_json(storage.join(uri, layout.MANIFEST))
+        return cls(use_case, version, manifest, storage.read_json(storage.join(uri, layout.METRICS)),
+                   calibrated(Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))), manifest),
                    use_case.load_snapshot(state), state_version or version, str(state.get("as_of") or ""),
                    evaluation)
 

@@ -27,6 +27,8 @@ import pandas as pd
 
 import pronostico
 from pronostico.core import evaluate, layout, registry, storage
+from pronostico.core.calibration import MIN_ROWS as MIN_CALIBRATION_ROWS
+from pronostico.core.calibration import CalibratedForest, fit_temperature, temper
 from pronostico.core.forest import Forest
 from pronostico.core.layout import version_uri
 from pronostico.core.usecases.base import UseCase
@@ -99,9 +101,10 @@ def train(spark: Any, use_case: UseCase, data_uri: str, models_uri: str, run_id:
     watch.lap("tune_and_fit")
     version = new_version()
     uri = version_uri(models_uri, use_case.name, version)
-    forest = write_spark_model(spark, fit["model"], uri)
+    raw_forest = write_spark_model(spark, fit["model"], uri)
     holdout = rows[rows["date"] >= holdout_start].reset_index(drop=True)
-    check_parity(forest, fit["holdout_spark_probabilities"], holdout, use_case)
+    check_parity(raw_forest, fit["holdout_spark_probabilities"], holdout, use_case)
+    forest = CalibratedForest(raw_forest, fit["calibration"]["temperature"])
     metrics, backtest = holdout_metrics(use_case, forest, rows, holdout_start, config)
     watch.lap("evaluate")
     snapshot = entity_snapshot(use_case, canonical)
@@ -109,7 +112,7 @@ def train(spark: Any, use_case: UseCase, data_uri: str, models_uri: str, run_id:
     manifest = build_manifest(use_case, version, run_id, rows, holdout_start, fit, config, convert_report,
                               snapshot)
     manifest["stage_seconds"] = watch.seconds
-    write_artifact(uri, use_case, forest, metrics, snapshot, holdout, manifest, backtest)
+    write_artifact(uri, use_case, raw_forest, metrics, snapshot, holdout, manifest, backtest)
     evaluation = registry.evaluate_champion(models_uri, use_case, rows, run_id, backtest_options(config))
     write_observed_events(models_uri, use_case, rows, run_id)
     watch.lap("prospective_evaluation")
@@ -218,11 +221,14 @@ def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, 
             .addGrid(forest.minInstancesPerNode, list(config.min_instances_per_node)).build())
     evaluator = MulticlassClassificationEvaluator(labelCol="label", metricName="logLoss")
     tuner = CrossValidator(estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator,
-                           numFolds=config.folds, foldCol="fold", parallelism=2, seed=config.seed)
+                           numFolds=config.folds, foldCol="fold", parallelism=2, seed=config.seed,
+                           collectSubModels=use_case.calibrated)
     fitted = tuner.fit(train)
     best = fitted.bestModel
     holdout = frame.filter(F.col("date") >= holdout_start)
     scored = best.transform(holdout).select(*row_key(use_case), vector_to_array("probability").alias("p")).toPandas()
+    calibration = fit_calibration(use_case, fitted, train, rows, config) if use_case.calibrated \
+        else {"temperature": 1.0, "method": "none"}
     tried = [{"max_depth": m[forest.maxDepth], "min_instances_per_node": m[forest.minInstancesPerNode],
               "cv_log_loss": float(score)} for m, score in zip(grid, fitted.avgMetrics, strict=True)]
     rf = best.stages[-1]
@@ -230,7 +236,35 @@ def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, 
               "min_instances_per_node": rf.getMinInstancesPerNode(),
               "subsampling_rate": config.subsampling_rate, "max_bins": config.max_bins,
               "feature_subset_strategy": rf.getFeatureSubsetStrategy(), "seed": config.seed}
-    return {"model": best, "tried": tried, "chosen": chosen, "holdout_spark_probabilities": scored}
+    return {"model": best, "tried": tried, "chosen": chosen, "holdout_spark_probabilities": scored,
+            "calibration": calibration}
+
+
+def fit_calibration(use_case: UseCase, fitted: Any, train: Any, rows: pd.DataFrame,
+                    config: TrainConfig) -> dict[str, Any]:
+    """The temperature, fitted on the newest fold before the holdout as the cross-validation scored it.
+
+    The newest fold's sub-model with the chosen parameters learned only from the older folds, so its answers on that
+    block are honest out-of-sample answers, which is what a temperature must be fitted on.
+    """
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    newest = config.folds - 1
+    chosen = int(np.argmin(fitted.avgMetrics))  # logLoss: smaller is better, as CrossValidator chose
+    block = train.filter(F.col("fold") == newest)
+    scored = (fitted.subModels[newest][chosen].transform(block)
+              .select(*row_key(use_case), vector_to_array("probability").alias("p")).toPandas())
+    paired = rows.merge(scored, on=row_key(use_case), how="inner")
+    raw = np.vstack(paired["p"].to_numpy()) if len(paired) else np.empty((0, len(use_case.classes)))
+    originals, _ = use_case.fold_mirrors(paired, raw)
+    labels = originals["label"].to_numpy()
+    entry = {"method": "temperature", "fitted_on": {"start": str(paired["date"].min()),
+                                                   "end": str(paired["date"].max()), "rows": len(originals)}}
+    if len(originals) < MIN_CALIBRATION_ROWS:
+        return {**entry, "temperature": 1.0, "note": f"{len(originals)} rows: too few to fit, untempered"}
+    temperature = fit_temperature(labels, lambda t: use_case.fold_mirrors(paired, temper(raw, t))[1])
+    return {**entry, "temperature": temperature}
 
 
 def write_spark_model(spark: Any, model: Any, uri: str) -> Forest:
@@ -271,7 +305,7 @@ def check_parity(forest: Forest, spark_scored: pd.DataFrame, holdout: pd.DataFra
         raise RuntimeError(f"JVM-free forest differs from Spark by {worst:.3g} on the holdout")
 
 
-def holdout_metrics(use_case: UseCase, forest: Forest, rows: pd.DataFrame, holdout_start: str,
+def holdout_metrics(use_case: UseCase, forest: CalibratedForest, rows: pd.DataFrame, holdout_start: str,
                     config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Metrics of the served predictor and of each baseline on the same holdout rows, and the holdout backtest
     (metrics.json keeps its figures; the version's backtest.json keeps them with the equity curves)."""
@@ -320,6 +354,7 @@ def build_manifest(use_case: UseCase, version: str, run_id: str, rows: pd.DataFr
         "features": list(use_case.feature_names),
         "classes": list(use_case.classes),
         "hyperparameters": fit["chosen"],
+        "calibration": fit["calibration"],
         "tuning": {"method": "CrossValidator over contiguous time blocks", "folds": config.folds,
                    "metric": "logLoss", "grid": fit["tried"]},
         "train_config": asdict(config),

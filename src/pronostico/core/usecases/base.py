@@ -145,6 +145,7 @@ class UseCase:
     ordered_classes: ClassVar[bool] = False  # classes run from one end to the other: scored with the RPS too
     # baselines that are real models, not naive rules: reported beside the naive ones, never gating a promotion
     strong_baselines: ClassVar[tuple[str, ...]] = ()
+    calibrated: ClassVar[bool] = False  # a temperature fitted before the holdout tempers the forest's answers
 
     # --- training side (pandas; run inside Spark with applyInPandas) ---
     def feature_frame(self, canonical: pd.DataFrame) -> pd.DataFrame:

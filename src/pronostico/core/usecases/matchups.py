@@ -401,6 +401,7 @@ class Matchups(UseCase):
     answer_class_field = "outcome"
     log_columns = ("home_team", "away_team", "neutral", "tournament", "as_of")
     ordered_classes = True
+    calibrated = True
     presentation = Presentation(
         title="Match", icon="ball.svg", submit="Predict the match", as_of_label="teams as of",
         holdout_unit="matches",
