@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pronostico.core.usecases import football
 from pronostico.core.usecases.base import (
     ColumnSpec,
     InputField,
@@ -319,6 +320,8 @@ def _training_row(match: Mapping[str, Any], home: TeamState, away: TeamState,
         away_team=match["home_team"] if mirror else match["away_team"],
         tournament=match["tournament"],
         label=mirror_label(label) if mirror else label,
+        home_score=int(match["away_score"] if mirror else match["home_score"]),
+        away_score=int(match["home_score"] if mirror else match["away_score"]),
         mirror=int(mirror),
         eligible=int(min(home.played, away.played) >= MIN_PRIOR_MATCHES and match["date"] >= TRAIN_SINCE),
     )
@@ -344,7 +347,7 @@ class TeamBook:
 
 
 FRAME_EXTRAS = {"date": "string", "home_team": "string", "away_team": "string", "tournament": "string",
-                "label": "int", "mirror": "int", "eligible": "int"}
+                "label": "int", "mirror": "int", "eligible": "int", "home_score": "int", "away_score": "int"}
 
 
 def symmetric(forward: np.ndarray, swapped: np.ndarray) -> np.ndarray:
@@ -397,12 +400,15 @@ class Matchups(UseCase):
     log_columns = ("home_team", "away_team", "neutral", "tournament", "as_of")
     ordered_classes = True
     calibrated = True
+    strong_baselines = ("elo_ordered_logit", "dixon_coles")
     presentation = Presentation(
         title="Match", icon="ball.svg", submit="Predict the match", as_of_label="teams as of",
         holdout_unit="matches",
         class_labels=MappingProxyType({"home_win": "{home_team} win", "draw": "Draw", "away_win": "{away_team} win"}),
         baseline_labels=MappingProxyType({"class_prior": "the most common result, at its usual rate",
-                                          "better_ranked_wins": "the better-ranked side wins"}),
+                                          "better_ranked_wins": "the better-ranked side wins",
+                                          "elo_ordered_logit": "Elo ratings through an ordered logit",
+                                          "dixon_coles": "a time-weighted Dixon-Coles goal model"}),
         entity_separator="vs", color="#2563eb",
         top_lists=(TopList("top_matchups", "prediction_top_matchups", ("home_team", "away_team"),
                            "Most-asked matchups"),
@@ -522,11 +528,12 @@ class Matchups(UseCase):
     def baselines(self, train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, np.ndarray]:
         n = len(CLASSES)
         y = train["label"].to_numpy()
-        return {
+        naive = {
             "class_prior": np.tile(class_distribution(y, n), (len(holdout), 1)),
             "better_ranked_wins": conditional_distribution(
                 _favourite_groups(train), y, _favourite_groups(holdout), n),
         }
+        return {**naive, **fit_strong_baselines(train, holdout)} if len(holdout) else naive
 
     def observed_events(self, frame: pd.DataFrame, since: str) -> list[dict[str, Any]]:
         """Each match from `since`, in both orders of the names, the result from the first-named side."""
@@ -600,6 +607,19 @@ class Matchups(UseCase):
         venue = " · neutral venue" if answer.get("neutral") else ""
         tier = TIER_LABELS.get(answer.get("tournament", ""), answer.get("tournament", ""))
         return f"{answer['home_team']} vs {answer['away_team']}{venue} · {tier}"
+
+
+def fit_strong_baselines(train: pd.DataFrame, holdout: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Football's two standard models, fitted on the training matches as of the day after the last of them."""
+    neutral_train, neutral_holdout = train["neutral"].to_numpy() > 0, holdout["neutral"].to_numpy() > 0
+    logit = football.fit_ordered_logit(train["elo_diff"].to_numpy(), neutral_train, train["label"].to_numpy())
+    as_of = (pd.Timestamp(train["date"].max()) + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    goals = football.fit_dixon_coles(train["home_team"].to_numpy(), train["away_team"].to_numpy(),
+                                     train["home_score"].to_numpy(), train["away_score"].to_numpy(),
+                                     neutral_train, train["date"].to_numpy(), as_of)
+    return {"elo_ordered_logit": logit.predict_proba(holdout["elo_diff"].to_numpy(), neutral_holdout),
+            "dixon_coles": goals.predict_proba(holdout["home_team"].to_numpy(), holdout["away_team"].to_numpy(),
+                                               neutral_holdout)}
 
 
 def _vector(features: Mapping[str, float]) -> np.ndarray:
