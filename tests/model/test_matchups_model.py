@@ -35,12 +35,29 @@ def test_the_artifact_holds_every_part_of_the_contract(matchups_run: TrainedRun)
 
 def test_the_model_beats_every_naive_baseline_on_holdout_log_loss(model: ServingModel) -> None:
     metrics = model.metrics
-    assert set(metrics["baselines"]) == {"class_prior", "better_ranked_wins"}
+    strong = set(model.use_case.strong_baselines)
+    assert strong == {"elo_ordered_logit", "dixon_coles"}
+    assert set(metrics["baselines"]) == {"class_prior", "better_ranked_wins"} | strong
     for name, baseline in metrics["baselines"].items():
         assert baseline["rows"] == metrics["model"]["rows"] > 3_000, f"{name} is scored on other rows"
-        assert metrics["model"]["log_loss"] < baseline["log_loss"], name
+        assert baseline["rps"] is not None and baseline["calibration"].keys() == {"home_win", "draw", "away_win"}
+        if name not in strong:
+            assert metrics["model"]["log_loss"] < baseline["log_loss"], name
+    for name in strong:  # real models: far better than the naive rules, though they gate nothing
+        assert metrics["baselines"][name]["log_loss"] < metrics["baselines"]["better_ranked_wins"]["log_loss"], name
     assert metrics["model"]["accuracy"] > metrics["baselines"]["class_prior"]["accuracy"]
     assert metrics["model"]["accuracy"] < 0.75, "football this predictable means the result leaked into a feature"
+
+
+def test_the_temperature_was_fitted_before_the_holdout_and_serves(matchups_run: TrainedRun,
+                                                                  model: ServingModel) -> None:
+    manifest = storage.read_json(storage.join(matchups_run.version_uri, "manifest.json"))
+    calibration = manifest["calibration"]
+    assert calibration["method"] == "temperature" and 0.25 <= calibration["temperature"] <= 4.0
+    assert calibration["fitted_on"]["end"] < manifest["holdout_range"]["start"], "a holdout row fitted it"
+    assert calibration["fitted_on"]["start"] > manifest["training_range"]["start"], "only the newest block"
+    assert calibration["fitted_on"]["rows"] >= 1_000
+    assert model.forest.temperature == calibration["temperature"]
 
 
 def test_the_first_candidate_is_promoted(matchups_run: TrainedRun) -> None:
