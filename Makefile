@@ -15,6 +15,7 @@ SYSTEM := bootstrap/local/install_system_packages.sh
 VENDOR := src/app/static/vendor/.built
 CHECKOV := tools/checkov/.venv
 AWSCLI := tools/awscli/.venv
+GOAL_MODELS := tools/goal-models/.venv
 SIMULATOR := tools/iam-simulate/node_modules/.installed
 
 .PHONY: help install system demo down test rehearse lint format bench chaos lambda-zip aws-release clean
@@ -22,7 +23,7 @@ SIMULATOR := tools/iam-simulate/node_modules/.installed
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(BIN)/.synced $(CHECKOV)/.synced $(AWSCLI)/.synced $(SIMULATOR) system $(VENDOR) ## uv, the locked environments, the Debian packages, the web's JS
+install: $(BIN)/.synced $(CHECKOV)/.synced $(AWSCLI)/.synced $(GOAL_MODELS)/.synced $(SIMULATOR) system $(VENDOR) ## uv, the locked environments, the Debian packages, the web's JS
 
 # ensure_uv.sh prints the pinned uv's path: run that one, whatever other uv is on PATH
 $(BIN)/.synced: pyproject.toml uv.lock
@@ -32,6 +33,11 @@ $(BIN)/.synced: pyproject.toml uv.lock
 # checkov has an environment of its own: its pins clash with Airflow's.
 $(CHECKOV)/.synced: tools/checkov/pyproject.toml tools/checkov/uv.lock
 	uv=$$(bootstrap/local/ensure_uv.sh) && "$$uv" sync --locked --project tools/checkov --python 3.11
+	@touch $@
+
+# penaltyblog and statsmodels, the references tests/model/test_strong_baselines.py checks football.py against
+$(GOAL_MODELS)/.synced: tools/goal-models/pyproject.toml tools/goal-models/uv.lock
+	uv=$$(bootstrap/local/ensure_uv.sh) && "$$uv" sync --locked --project tools/goal-models --python 3.11
 	@touch $@
 
 # the AWS CLI 1.x for the deploy rehearsal's instances and the guide's commands (AWS_ENDPOINT_URL-aware)
