@@ -19,6 +19,7 @@ import msgspec
 from flask import Flask, Response, current_app
 
 from app import metrics
+from pronostico.core.evaluate import best_baseline, naive_baselines
 from pronostico.core.serving import ModelStore, ServingModel
 from pronostico.core.usecases import USE_CASES
 from pronostico.prediction_log.schema import check_use_cases, log_line
@@ -103,18 +104,29 @@ def json_response(value: Any, status: int = 200, *, raw: bytes | None = None) ->
 
 
 def model_quality(model: ServingModel) -> dict[str, Any]:
-    """The model's holdout quality beside its best naive baseline, and a plain verdict for the page."""
+    """The model's holdout quality beside its best naive baseline, with a plain verdict for the page, and beside
+    the best baseline of all (a strong one, a real model, where it beats the naive rules).
+
+    The verdict is against the naive rules only: it answers "is this a signal at all"; a strong baseline ahead of
+    the model says there is a better model, not that this one is noise.
+    """
     scores = model.metrics["model"]
     baselines = model.metrics["baselines"]
-    best = min(baselines, key=lambda name: baselines[name]["log_loss"])
-    gain = (baselines[best]["log_loss"] - scores["log_loss"]) / baselines[best]["log_loss"]
+    labels = model.use_case.presentation.baseline_labels
+    naive = best_baseline(naive_baselines(model.use_case, baselines)) or best_baseline(baselines)
+    best = best_baseline(baselines) or naive
+    gain = (baselines[naive]["log_loss"] - scores["log_loss"]) / baselines[naive]["log_loss"]
     verdict = "beats" if gain >= MARGINAL_GAIN else ("marginal" if gain > 0 else "none")
     split = model.metrics.get("split", {})
     return {
         "log_loss": scores["log_loss"], "accuracy": scores["accuracy"],
-        "baseline": best, "baseline_log_loss": baselines[best]["log_loss"],
-        "baseline_accuracy": baselines[best]["accuracy"],
+        "baseline": naive, "baseline_label": labels.get(naive, naive),
+        "baseline_log_loss": baselines[naive]["log_loss"], "baseline_accuracy": baselines[naive]["accuracy"],
         "log_loss_gain": gain, "verdict": verdict,
+        "best_baseline": best, "best_baseline_label": labels.get(best, best),
+        "best_baseline_strong": best in model.use_case.strong_baselines,
+        "best_baseline_log_loss": baselines[best]["log_loss"], "best_baseline_accuracy": baselines[best]["accuracy"],
+        "beats_best_baseline": scores["log_loss"] < baselines[best]["log_loss"],
         "holdout_rows": split.get("holdout_rows"), "holdout_start": split.get("holdout_start"),
         "holdout_end": split.get("holdout_end"),
     }

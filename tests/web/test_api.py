@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pronostico.core.usecases import USE_CASES
 from pronostico.prediction_log.spool import SpoolReader
 
 BRAZIL_ARGENTINA = {"home_team": "Brazil", "away_team": "Argentina", "neutral": True}
@@ -51,8 +52,12 @@ def test_models_lists_versions_metrics_and_baselines(client):
         model = body[name]
         assert model["version"] and model["created_at"]
         assert model["metrics"]["log_loss"] > 0 and model["baselines"]
-        assert model["quality"]["baseline"] in model["baselines"]
-        assert model["quality"]["verdict"] in ("beats", "marginal", "none")
+        quality, baselines = model["quality"], model["baselines"]
+        naive = [b for b in baselines if b not in USE_CASES[name].strong_baselines]
+        assert quality["baseline"] == min(naive, key=lambda b: baselines[b]["log_loss"])  # the verdict's: naive
+        assert quality["best_baseline"] == min(baselines, key=lambda b: baselines[b]["log_loss"])  # any kind
+        assert quality["best_baseline_log_loss"] == baselines[quality["best_baseline"]]["log_loss"]
+        assert quality["verdict"] in ("beats", "marginal", "none")
 
 
 def test_teams_and_symbols(client):
