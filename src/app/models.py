@@ -120,11 +120,14 @@ def stored_evaluations(use_case: str) -> list[dict[str, Any]]:
 
 # --- versions -------------------------------------------------------------------------------------------------
 
-def scores(metrics: dict[str, Any] | None) -> dict[str, Any]:
-    """The figures the page shows: log loss, accuracy, Brier, RPS where the classes are ordered, per class."""
+def scores(metrics: dict[str, Any] | None, calibration: bool = False) -> dict[str, Any]:
+    """The figures the page shows: log loss, accuracy, Brier, RPS where the classes are ordered, per class, and,
+    asked for (the model's own, not each baseline's: the page draws only the model's), the calibration bins."""
     if not metrics:
         return {}
     found = {name: metrics[name] for name in SCORES if name in metrics}
+    if calibration:
+        found["calibration"] = metrics.get("calibration", {})  # versions trained before the bins have none
     return {**found, "rows": metrics.get("rows"), "per_class": metrics.get("per_class", {})}
 
 
@@ -136,7 +139,7 @@ def version_entry(version: dict[str, Any]) -> dict[str, Any]:
     return {
         "version": version["version"], "created_at": version["created_at"],
         "current": version["current"], "serving_state": version["serving_state"],
-        "model": scores(metrics.get("model")),
+        "model": scores(metrics.get("model"), calibration=True),
         "baselines": {name: scores(values) for name, values in baselines.items()},
         "best_baseline": best,
         "best_baseline_log_loss": baselines[best]["log_loss"] if best else None,
@@ -253,6 +256,8 @@ def section(use_case: UseCase) -> dict[str, Any]:
         "live_error": "",
     }
     part["has_rps"] = any("rps" in v["model"] for v in part["versions"])
+    scored = [e for e in stored if e["status"] == "scored"]
+    part["scored_evaluation"] = scored[-1] if scored else None  # its calibration is drawn beside the holdout's
     try:
         part["live"] = cached("live", name, lambda: live_report(engine(), name))
     except sa.exc.SQLAlchemyError as error:

@@ -96,6 +96,11 @@ def model_schemas() -> dict[str, Any]:
     """The models page's JSON: versions, evaluations, live scores and backtests (app/models.py builds them)."""
     per_class = {"type": "object", "additionalProperties": obj(
         {name: NUMBER for name in ("precision", "recall", "f1", "support", "mean_probability")}, ())}
+    calibration_bin = obj({"lower": NUMBER, "upper": NUMBER, "rows": {"type": "integer"}, "mean_predicted": NUMBER,
+                           "observed": {**NUMBER, "description": "how often the class came among the bin's rows"}})
+    calibration = {"type": "object", "additionalProperties": {"type": "array", "items": calibration_bin},
+                   "description": "per class, its non-empty equal-width bins of predicted probability over [0, 1] "
+                                  "(the last closed), lowest first"}
     figures = obj({"total_return": NUMBER, "sharpe": NUMBER, "max_drawdown": NUMBER, "hit_rate": NULLABLE_NUMBER,
                    "trades": {"type": "integer"}, "exposure": NUMBER})
     variants = {"strategy": ref("BacktestFigures"), "buy_and_hold": ref("BacktestFigures"),
@@ -145,7 +150,8 @@ def model_schemas() -> dict[str, Any]:
     return {
         "Scores": obj({"log_loss": NUMBER, "accuracy": NUMBER, "brier": NUMBER,
                        "rps": {**NULLABLE_NUMBER, "description": "ranked probability score, ordered classes only"},
-                       "rows": {"type": ["integer", "null"]}, "per_class": per_class}, ("log_loss",)),
+                       "rows": {"type": ["integer", "null"]}, "per_class": per_class,
+                       "calibration": calibration}, ("log_loss",)),
         "BacktestFigures": figures, "Backtest": backtest,
         "ModelVersions": obj({"use_case": {"type": "string"}, "serving_version": NULLABLE_STRING,
                               "serving_state_version": NULLABLE_STRING,

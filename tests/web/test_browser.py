@@ -185,9 +185,12 @@ def seed_evaluations(models_uri: str) -> None:
         symbols = sorted(ensure_holdout_backtest(models_uri, version)["symbols"]) if name == "assets" else []
         loss = metrics["model"]["log_loss"]
         year = int(metrics["split"]["holdout_end"][:4]) + 1  # windows after the data, for a screenshot that reads true
-        write_evaluations(models_uri, name, version, symbols, year=year,
-                          losses=(loss * 1.01, loss * 1.02, None, loss * 1.015, loss * 1.03),
-                          baselines={b: v["log_loss"] for b, v in metrics["baselines"].items()})
+        written = write_evaluations(models_uri, name, version, symbols, year=year,
+                                    losses=(loss * 1.01, loss * 1.02, None, loss * 1.015, loss * 1.03),
+                                    baselines={b: v["log_loss"] for b, v in metrics["baselines"].items()})
+        for found in (e for e in written if e["status"] == "scored"):  # the holdout's bins, not two made-up ones
+            found["model"]["calibration"] = metrics["model"]["calibration"]
+            storage.write_json(layout.evaluation_uri(models_uri, name, found["run_id"]), found)
 
 
 def test_the_models_page_draws_its_charts(web_stack, visit, browser, artifacts_dir):
@@ -201,6 +204,9 @@ def test_the_models_page_draws_its_charts(web_stack, visit, browser, artifacts_d
         return [c.id, points];
     }))""")
     assert {"trend-matchups", "trend-assets"} <= set(drawn)
+    reliability = [f"calibration-{name}-{kind}" for name in ("matchups", "assets")
+                   for kind in ("holdout", "evaluation")]
+    assert all(drawn.get(name, 0) > 2 for name in reliability), drawn  # bins beyond the diagonal's two ends
     curves = [name for name in drawn if name.startswith("curve-assets-")]
     assert any("-holdout-" in name for name in curves) and any("-evaluation-" in name for name in curves)
     assert all(points > 0 for points in drawn.values()), drawn

@@ -39,6 +39,10 @@ def scores(use_case: str, log_loss: float, rows: int) -> dict[str, Any]:
         for c in classes}}
     if USE_CASES[use_case].ordered_classes:
         figures["rps"] = log_loss / 4
+    figures["calibration"] = {c: [{"lower": 0.2, "upper": 0.3, "rows": rows // 2, "mean_predicted": 0.25,
+                                   "observed": 0.2},
+                                  {"lower": 0.4, "upper": 0.5, "rows": rows - rows // 2, "mean_predicted": 0.45,
+                                   "observed": 0.5}] for c in classes}
     return figures
 
 
@@ -198,6 +202,34 @@ def test_versions_are_oldest_first_with_holdout_scores_and_decisions(models_clie
     assert champion["decision"]["promoted"] is True
 
 
+def test_the_serving_versions_holdout_calibration_comes_with_its_scores(models_client, built):
+    for name, use_case in USE_CASES.items():
+        body = models_client.get(f"/api/v1/models/{name}/versions").get_json()
+        champion = next(v for v in body["versions"] if v["version"] == built.serving[name])
+        stored = storage.read_json(layout.version_file(built.uri, name, built.serving[name], layout.METRICS))
+        calibration = champion["model"]["calibration"]
+        assert calibration == stored["model"]["calibration"]  # what training wrote, passed through
+        assert calibration.keys() == set(use_case.classes)
+        for bins in calibration.values():
+            assert sum(b["rows"] for b in bins) == stored["model"]["rows"] == champion["model"]["rows"]
+            assert all(b["lower"] <= b["mean_predicted"] <= b["upper"] and 0 <= b["observed"] <= 1 for b in bins)
+        assert all("calibration" not in b for b in champion["baselines"].values())  # only the model's is drawn
+        evaluations = models_client.get(f"/api/v1/models/{name}/evaluations").get_json()["evaluations"]
+        assert evaluations[-1]["model"]["calibration"] == built.evaluations[name][-1]["model"]["calibration"]
+
+
+def test_a_strong_baseline_is_tagged_in_the_versions_table(models_client, monkeypatch):
+    body = models_client.get("/api/v1/models/matchups/versions").get_json()
+    best = next(v for v in body["versions"] if v["current"])["best_baseline"]
+    monkeypatch.setattr(type(USE_CASES["matchups"]), "strong_baselines", ())
+    table = section_html(models_client.get("/models").get_data(as_text=True), "matchups")
+    assert "(strong)" not in table
+    monkeypatch.setattr(type(USE_CASES["matchups"]), "strong_baselines", (best,))
+    table = section_html(models_client.get("/models").get_data(as_text=True), "matchups")
+    label = USE_CASES["matchups"].presentation.baseline_labels.get(best, best)
+    assert re.search(re.escape(label) + r'\s*<span class="tag-strong"[^>]*>\(strong\)</span>', table)
+
+
 def test_assets_versions_have_no_rps(models_client, built):
     body = models_client.get("/api/v1/models/assets/versions").get_json()
     stored = registry.list_versions(built.uri, "assets")
@@ -333,6 +365,11 @@ def test_the_page_shows_each_use_cases_sections(models_client, built):
         html = section_html(page, name)
         assert f'data-evaluations="/api/v1/models/{name}/evaluations"' in html
         assert f'id="versions-{name}"' in html and f'id="trend-{name}"' in html
+        assert f'data-versions="/api/v1/models/{name}/versions"' in html
+        assert f'id="calibration-{name}-holdout" data-calibration="holdout"' in html
+        assert f'id="calibration-{name}-evaluation" data-calibration="evaluation"' in html
+        newest = built.evaluations[name][-1]
+        assert f"model {newest['model_version']}, {newest['rows']:,} {use_case.presentation.holdout_unit}" in html
         assert all(v["version"] in html for v in registry.list_versions(built.uri, name))
         assert '<span class="badge badge-serving"' in html and '<span class="badge badge-state"' in html
         assert "Gaps in the lines" in html and "(too small)" in html
@@ -370,6 +407,7 @@ def test_the_page_says_what_to_do_when_there_is_nothing_yet(settings, trained_mo
             html = section_html(page, name)
             assert "No evaluation yet: it comes with the next run on newer data." in html
             assert "No logged prediction yet" in html and f'id="trend-{name}"' not in html
+            assert 'data-calibration="holdout"' in html and 'data-calibration="evaluation"' not in html
         assert "has no holdout backtest" in section_html(page, "assets")
         answer = client.get("/api/v1/models/assets/backtest")
         assert answer.status_code == 404 and serving in answer.get_json()["error"]["message"]

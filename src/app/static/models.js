@@ -1,10 +1,12 @@
 // The models page: the tables come rendered; this draws the charts (vendored Chart.js) from the same API:
-// per use case its evaluation trend and, where it backtests, each symbol's equity curves.
+// per use case its evaluation trend, its calibration (the serving version's holdout and the newest scored evaluation
+// window) and, where it backtests, each symbol's equity curves.
 (function () {
   "use strict";
 
   var COLORS = { baseline: "#94a3b8", strategy: "#2563eb", buy_and_hold: "#64748b", random: "#f59e0b" };
   var VARIANTS = [["strategy", "Strategy"], ["buy_and_hold", "Buy-and-hold"], ["random", "Random"]];
+  var SPARE = ["#2563eb", "#f59e0b", "#16a34a", "#dc2626", "#7c3aed"];  // for a class app.css gives no colour
 
   function status(text, isError) {
     var el = document.getElementById("models-status");
@@ -93,8 +95,67 @@
     });
   }
 
+  // a class's colour is the one its probability bar has (app.css .seg-<class>)
+  function classColor(name, index) {
+    var probe = document.createElement("span");
+    probe.className = "seg-" + name;
+    probe.hidden = true;
+    document.body.appendChild(probe);
+    var color = window.getComputedStyle(probe).backgroundColor;
+    probe.remove();
+    return color && color !== "rgba(0, 0, 0, 0)" && color !== "transparent" ? color : SPARE[index % SPARE.length];
+  }
+
+  // a reliability diagram: per class, the observed frequency of each probability bin against its mean forecast
+  function reliability(canvas, calibration) {
+    var names = Object.keys(calibration);
+    var datasets = names.map(function (name, index) {
+      var color = classColor(name, index);
+      return { label: name.replace(/_/g, " "), showLine: true, tension: 0, borderColor: color, backgroundColor: color,
+               pointRadius: 3, data: calibration[name].map(function (b) {
+                 return { x: b.mean_predicted, y: b.observed, rows: b.rows, lower: b.lower, upper: b.upper };
+               }) };
+    });
+    datasets.push({ label: "calibrated", data: [{ x: 0, y: 0 }, { x: 1, y: 1 }], showLine: true, pointRadius: 0,
+                    borderColor: COLORS.baseline, borderDash: [6, 4], borderWidth: 1 });
+    draw(canvas, {
+      type: "scatter",
+      data: { datasets: datasets },
+      options: {
+        interaction: { mode: "nearest", intersect: true },
+        scales: { x: { min: 0, max: 1, title: { display: true, text: "mean predicted probability" } },
+                  y: { min: 0, max: 1, title: { display: true, text: "observed frequency" } } },
+        plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } },
+                   tooltip: { filter: function (item) { return item.raw.rows !== undefined; },
+                              callbacks: { label: function (item) {
+                                var b = item.raw;
+                                return item.dataset.label + ": predicted " + b.x.toFixed(2) + ", observed " +
+                                  b.y.toFixed(2) + " (" + b.rows + " rows in " + b.lower.toFixed(1) + "–" +
+                                  b.upper.toFixed(1) + ")";
+                              } } } },
+      },
+    });
+  }
+
+  function calibrationCharts(section, versions, evaluations) {
+    var serving = versions.versions.filter(function (v) { return v.current; })[0];
+    var scored = evaluations.evaluations.filter(function (e) { return e.status === "scored"; });
+    var found = { holdout: serving && serving.model.calibration,
+                  evaluation: scored.length ? scored[scored.length - 1].model.calibration : null };
+    section.querySelectorAll("canvas[data-calibration]").forEach(function (canvas) {
+      var calibration = found[canvas.getAttribute("data-calibration")];
+      if (calibration) reliability(canvas, calibration);
+    });
+  }
+
   function load(section) {
-    var work = [getJSON(section.getAttribute("data-evaluations")).then(function (report) { trend(section, report); })];
+    var evaluations = getJSON(section.getAttribute("data-evaluations"));
+    var work = [evaluations.then(function (report) { trend(section, report); })];
+    if (section.querySelector("canvas[data-calibration]")) {
+      work.push(Promise.all([getJSON(section.getAttribute("data-versions")), evaluations]).then(function (reports) {
+        calibrationCharts(section, reports[0], reports[1]);
+      }));
+    }
     var backtest = section.getAttribute("data-backtest");
     if (backtest) work.push(getJSON(backtest).then(function (report) { curves(section, report); }));
     return Promise.all(work);
