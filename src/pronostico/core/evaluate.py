@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pronostico.core.forest import Forest
+    from pronostico.core.calibration import CalibratedForest
     from pronostico.core.usecases.base import UseCase
 
 EPSILON = 1e-15  # Spark's log-loss evaluator clips probabilities the same way
@@ -108,7 +108,7 @@ def compare_to_baselines(model: dict[str, Any], baselines: dict[str, dict[str, A
     }
 
 
-def served_probabilities(use_case: UseCase, forest: Forest, frame: pd.DataFrame,
+def served_probabilities(use_case: UseCase, forest: CalibratedForest, frame: pd.DataFrame,
                          features: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """What the web tier would answer for each original row of `frame` (mirrors folded in)."""
     columns = features or list(use_case.feature_names)
@@ -122,7 +122,7 @@ def rows_after(frame: pd.DataFrame, after: str) -> pd.DataFrame:
     return frame[frame["date"] > after].reset_index(drop=True)
 
 
-def answers_after(use_case: UseCase, forest: Forest, features: list[str], frame: pd.DataFrame,
+def answers_after(use_case: UseCase, forest: CalibratedForest, features: list[str], frame: pd.DataFrame,
                   after: str) -> tuple[pd.DataFrame, np.ndarray]:
     """The original rows newer than `after`, and what the model would answer for each."""
     return served_probabilities(use_case, forest, rows_after(frame, after), features)
