@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pronostico.core.football import poisson_outcome
 from pronostico.core.usecases.base import RequestError
 from pronostico.core.usecases.matchups import (
     AWAY_WIN,
@@ -22,7 +23,6 @@ from pronostico.core.usecases.matchups import (
     apply_result,
     matchup_features,
     outcome_label,
-    poisson_outcome,
     tournament_tier,
 )
 

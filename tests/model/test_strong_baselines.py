@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pronostico.core.usecases.football import XI, DixonColes, fit_dixon_coles, fit_ordered_logit
+from pronostico.core.football import XI, DixonColes, fit_dixon_coles, fit_ordered_logit
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from pronostico.core.config import SETTING, Settings
 if TYPE_CHECKING:
     from pronostico.core.usecases.base import UseCase
 
-NOT_USE_CASES = frozenset({"base", "football"})  # the contract, and the football models matchups reports beside it
+NOT_USE_CASES = frozenset({"base"})  # the contract every use case implements
 # read straight from the environment, not through load_settings, because every logged answer looks a use case up
 EXTRA_VARIABLE = next(f.metadata[SETTING].variable for f in fields(Settings) if f.name == "extra_use_cases")
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pronostico.core.usecases import football
+from pronostico.core import football
 from pronostico.core.usecases.base import (
     ColumnSpec,
     InputField,
@@ -51,7 +51,6 @@ GOAL_BASE = math.log(1.3)
 GOAL_HOME = 0.3
 GOAL_STEP = 0.035
 GOAL_CAP = 6  # a 31-0 says no more about two teams than a 6-0
-MAX_GOALS = 10
 ACTIVITY_DAYS = 365.0  # the decay of the recent-matches count: a match a year ago counts 1/e
 
 # Tiers follow the World Football Elo K factors: the more a match matters, the more it moves.
@@ -161,30 +160,6 @@ def expected_goals(home: TeamState, away: TeamState, neutral: bool) -> tuple[flo
             math.exp(GOAL_BASE + away.attack - home.defence))
 
 
-def poisson_outcome(home_rate: float, away_rate: float) -> tuple[float, float, float]:
-    """Win, draw and loss for two independent Poisson goal counts, up to MAX_GOALS each, renormalised."""
-    home_pmf, away_pmf = _poisson_pmf(home_rate), _poisson_pmf(away_rate)
-    win = draw = loss = 0.0
-    away_below = 0.0  # P(away goals < i)
-    for goals in range(MAX_GOALS + 1):
-        win += home_pmf[goals] * away_below
-        draw += home_pmf[goals] * away_pmf[goals]
-        away_below += away_pmf[goals]
-    home_below = 0.0
-    for goals in range(MAX_GOALS + 1):
-        loss += away_pmf[goals] * home_below
-        home_below += home_pmf[goals]
-    total = (win + loss) + draw  # the same sum, bit for bit, with the sides swapped
-    return win / total, draw / total, loss / total
-
-
-def _poisson_pmf(rate: float) -> list[float]:
-    pmf = [math.exp(-rate)]
-    for goals in range(1, MAX_GOALS + 1):
-        pmf.append(pmf[-1] * rate / goals)
-    return pmf
-
-
 def elo_expected(elo_home: float, elo_away: float, neutral: bool) -> float:
     advantage = 0.0 if neutral else HOME_ADVANTAGE_ELO
     return 1.0 / (10.0 ** (-(elo_home - elo_away + advantage) / 400.0) + 1.0)
@@ -196,7 +171,7 @@ def matchup_features(home: TeamState, away: TeamState, neutral: bool, tier: int,
     rank_known = home.rank > 0 and away.rank > 0
     points_known = home.points > 0 and away.points > 0
     home_rate, away_rate = expected_goals(home, away, neutral)
-    win, draw, loss = poisson_outcome(home_rate, away_rate)
+    win, draw, loss = football.poisson_outcome(home_rate, away_rate)
     return {
         "elo_home": home.elo,
         "elo_away": away.elo,

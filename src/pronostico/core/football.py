@@ -1,6 +1,7 @@
 """Football's two standard strong models, numpy only: an ordered logit on the Elo difference and a time-weighted
-Dixon-Coles goal model. They live beside the use case as real-model yardsticks, reported next to the naive baselines
-and never gating a promotion; tools/goal-models/reference.py fits statsmodels and penaltyblog to check them.
+Dixon-Coles goal model, and the Poisson outcome the matchups goal rating turns into features. The two models are
+real-model yardsticks for matchups, reported next to the naive baselines and never gating a promotion;
+tools/goal-models/reference.py fits statsmodels and penaltyblog to check them.
 
 XI, the Dixon-Coles decay per day, was chosen on results.csv alone (ridge RIDGE): fit on the matches before each
 1 January of 2016-2020, log loss on that year's matches (nothing from 2021 on). National teams play ~10 times a year,
@@ -16,6 +17,7 @@ so the memory is long. Ridge 0.5 and 1 tied (0.9011 at xi 0.0005); 0.3 gave 0.90
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,7 +173,7 @@ class DixonColes:
 
     def predict_proba(self, home_teams: ArrayLike, away_teams: ArrayLike, neutral: ArrayLike) -> np.ndarray:
         home_rate, away_rate = self.rates(home_teams, away_teams, neutral)
-        grid = _poisson_pmf(home_rate)[:, :, None] * _poisson_pmf(away_rate)[:, None, :]
+        grid = _poisson_pmfs(home_rate)[:, :, None] * _poisson_pmfs(away_rate)[:, None, :]
         grid[:, 0, 0] *= 1.0 - self.rho * home_rate * away_rate
         grid[:, 0, 1] *= 1.0 + self.rho * home_rate
         grid[:, 1, 0] *= 1.0 + self.rho * away_rate
@@ -185,7 +187,31 @@ class DixonColes:
         return outcome / outcome.sum(axis=1, keepdims=True)
 
 
-def _poisson_pmf(rate: np.ndarray) -> np.ndarray:
+def poisson_outcome(home_rate: float, away_rate: float) -> tuple[float, float, float]:
+    """Win, draw and loss for two independent Poisson goal counts, up to MAX_GOALS each, renormalised."""
+    home_pmf, away_pmf = _poisson_pmf(home_rate), _poisson_pmf(away_rate)
+    win = draw = loss = 0.0
+    away_below = 0.0  # P(away goals < i)
+    for goals in range(MAX_GOALS + 1):
+        win += home_pmf[goals] * away_below
+        draw += home_pmf[goals] * away_pmf[goals]
+        away_below += away_pmf[goals]
+    home_below = 0.0
+    for goals in range(MAX_GOALS + 1):
+        loss += away_pmf[goals] * home_below
+        home_below += home_pmf[goals]
+    total = (win + loss) + draw  # the same sum, bit for bit, with the sides swapped
+    return win / total, draw / total, loss / total
+
+
+def _poisson_pmf(rate: float) -> list[float]:
+    pmf = [math.exp(-rate)]
+    for goals in range(1, MAX_GOALS + 1):
+        pmf.append(pmf[-1] * rate / goals)
+    return pmf
+
+
+def _poisson_pmfs(rate: np.ndarray) -> np.ndarray:
     goals = np.arange(MAX_GOALS + 1)
     log_factorial = np.concatenate([[0.0], np.cumsum(np.log(goals[1:]))])
     return np.exp(goals * np.log(rate)[:, None] - rate[:, None] - log_factorial)
