@@ -4,7 +4,7 @@ A random forest averages its trees, which pulls its probabilities towards the mi
 them: p_i ** (1 / T), renormalised. It is fitted on the last time block before the holdout, scored by the forest
 that the cross-validation trained on the blocks before it, so it never sees a holdout row or a row its forest
 learned from. One parameter treats every class alike, which keeps the neutral-venue symmetry exact: tempering
-commutes with swapping the classes. A version without calibration.json answers untempered (T = 1).
+commutes with swapping the classes. A version whose manifest records no calibration answers untempered (T = 1).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from pronostico.core import layout, storage
+from pronostico.core.evaluate import log_loss
 from pronostico.core.forest import Forest
 
 FLOOR = 1e-6  # a class no leaf saw keeps a sliver of probability, so that tempering stays finite
@@ -36,11 +38,8 @@ def fit_temperature(labels: np.ndarray, answer: Callable[[float], np.ndarray]) -
 
     A golden-section search on log T: the loss is smooth and single-welled in T.
     """
-    labels = labels.astype(int)
-
     def loss(log_t: float) -> float:
-        p = answer(math.exp(log_t))
-        return float(-np.mean(np.log(np.clip(p[np.arange(len(labels)), labels], 1e-15, 1.0))))
+        return log_loss(labels, answer(math.exp(log_t)))
 
     low, high = math.log(BOUNDS[0]), math.log(BOUNDS[1])
     ratio = (math.sqrt(5) - 1) / 2
@@ -73,3 +72,8 @@ class CalibratedForest:
 def calibrated(forest: Forest, manifest: dict[str, Any]) -> CalibratedForest:
     """The version's forest with the temperature its manifest records (none recorded: untempered)."""
     return CalibratedForest(forest, float((manifest.get("calibration") or {}).get("temperature", 1.0)))
+
+
+def load_forest(uri: str, manifest: dict[str, Any]) -> CalibratedForest:
+    """The forest of the version at `uri`, as it answers: tempered by what its manifest records."""
+    return calibrated(Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))), manifest)

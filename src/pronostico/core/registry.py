@@ -23,9 +23,8 @@ from typing import Any
 import pandas as pd
 
 from pronostico.core import evaluate, layout, storage
-from pronostico.core.calibration import CalibratedForest, calibrated
+from pronostico.core.calibration import CalibratedForest, load_forest
 from pronostico.core.evaluate import MIN_FAIR_ROWS
-from pronostico.core.forest import Forest
 from pronostico.core.layout import current_uri, version_uri
 from pronostico.core.usecases import get_use_case
 from pronostico.core.usecases.base import UseCase
@@ -93,7 +92,7 @@ def load_version(models_uri: str, use_case: str, version: str) -> Candidate:
         raise FileNotFoundError(f"no complete version {version} of {use_case} under {models_uri}")
     manifest = storage.read_json(storage.join(uri, layout.MANIFEST))
     return Candidate(version, manifest, storage.read_json(storage.join(uri, layout.METRICS)),
-                     calibrated(Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))), manifest),
+                     load_forest(uri, manifest),
                      storage.read_json(storage.join(uri, layout.FEATURES)))
 
 

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from pronostico.core import layout, storage
-from pronostico.core.calibration import CalibratedForest, calibrated
-from pronostico.core.forest import Forest
+from pronostico.core.calibration import CalibratedForest, load_forest
 from pronostico.core.layout import current_uri, version_uri
 from pronostico.core.usecases import get_use_case
 from pronostico.core.usecases.base import UseCase
@@ -68,7 +67,7 @@ class ServingModel:
         state = storage.read_json(storage.join(state_uri, layout.ENTITIES))
         manifest = storage.read_json(storage.join(uri, layout.MANIFEST))
         return cls(use_case, version, manifest, storage.read_json(storage.join(uri, layout.METRICS)),
-                   calibrated(Forest.from_bytes(storage.read_bytes(storage.join(uri, layout.FOREST))), manifest),
+                   load_forest(uri, manifest),
                    use_case.load_snapshot(state), state_version or version, str(state.get("as_of") or ""),
                    evaluation)
 
