@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.models import bench_settings
-from pronostico.core import layout, registry, storage
+from pronostico.core import layout, storage
 from pronostico.core.config import Settings, load_settings
 from pronostico.pipeline.steps import run_locally
 
@@ -28,11 +28,14 @@ def train_on(name: str, files: tuple[str, ...]) -> tuple[dict[str, Any], dict[st
     shared = load_settings().shared_data / "matchups"
     uris = [storage.to_uri(Path(shared / f)) for f in files]
     started = time.monotonic()
-    run_locally(settings, "matchups", uris, f"quality-{storage.safe_name(name)}-{int(started)}",
-                progress=lambda line: print("  " + line, flush=True))
+    outcome = run_locally(settings, "matchups", uris, f"quality-{storage.safe_name(name)}-{int(started)}",
+                          progress=lambda line: print("  " + line, flush=True))
     seconds = time.monotonic() - started
-    version = registry.list_versions(settings.models_uri, "matchups")[-1]["version"]
-    read = lambda file: storage.read_json(layout.version_file(settings.models_uri, "matchups", version, file))  # noqa: E731
+    version = outcome["decision"].candidate
+
+    def read(file: str) -> dict[str, Any]:
+        return storage.read_json(layout.version_file(settings.models_uri, "matchups", version, file))
+
     return read(layout.METRICS), read(layout.MANIFEST), seconds
 
 
