@@ -135,29 +135,32 @@ def write_observed_events(models_uri: str, use_case: UseCase, rows: pd.DataFrame
     return len(events)
 
 
-def _frame_schema(use_case: UseCase) -> str:
+def frame_schema(use_case: UseCase) -> str:
     columns = [f"{name} double" for name in use_case.feature_names]
     columns += [f"{name} {kind}" for name, kind in use_case.frame_extras.items()]
     return ", ".join(columns)
+
+
+def typed_feature_frame(use_case: UseCase, history: pd.DataFrame) -> pd.DataFrame:
+    """The use case's feature frame of one history, in the column types of `frame_schema`."""
+    built = use_case.feature_frame(history)
+    for name in use_case.feature_names:
+        built[name] = built[name].astype("float64")
+    for name, kind in use_case.frame_extras.items():
+        built[name] = built[name].astype({"double": "float64", "int": "int64"}.get(kind, "object"))
+    return built
 
 
 def feature_rows(spark: Any, use_case: UseCase, canonical: Any) -> Any:
     """Run the use case's pandas feature code inside Spark, one history group at a time."""
     from pyspark.sql import functions as F
 
-    extras = dict(use_case.frame_extras)
-
     def build(history: pd.DataFrame) -> pd.DataFrame:
-        built = use_case.feature_frame(history.drop(columns=["_group"]))
-        for name in use_case.feature_names:
-            built[name] = built[name].astype("float64")
-        for name, kind in extras.items():
-            built[name] = built[name].astype({"double": "float64", "int": "int64"}.get(kind, "object"))
-        return built
+        return typed_feature_frame(use_case, history.drop(columns=["_group"]))
 
     group = F.col(use_case.history_group) if use_case.history_group else F.lit(0)
     grouped = canonical.withColumn("_group", group).groupBy("_group")
-    rows = grouped.applyInPandas(build, _frame_schema(use_case))
+    rows = grouped.applyInPandas(build, frame_schema(use_case))
     return rows.filter("eligible = 1").withColumn("label", F.col("label").cast("double"))
 
 
