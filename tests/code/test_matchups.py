@@ -14,6 +14,8 @@ from pronostico.core.usecases.matchups import (
     AWAY_WIN,
     DRAW,
     FEATURES,
+    GOAL_BASE,
+    GOAL_HOME,
     HOME_WIN,
     INITIAL_ELO,
     MATCHUPS,
@@ -162,7 +164,8 @@ def test_goal_ratings_and_activity_know_only_the_matches_before() -> None:
     after = MATCHUPS.feature_frame(later)
     assert before[list(FEATURES)].equals(after[list(FEATURES)])
     first = before.iloc[0]
-    assert first["goals_expected_home"] == pytest.approx(1.3 * math.exp(0.3)) and first["activity_home"] == 0.0
+    assert first["goals_expected_home"] == pytest.approx(math.exp(GOAL_BASE + GOAL_HOME))  # no history: the base rate
+    assert first["activity_home"] == 0.0
     assert before["activity_home"].max() > 1.0  # a side with several recent matches
 
 
