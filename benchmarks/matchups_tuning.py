@@ -29,8 +29,6 @@ from pronostico.pipeline.steps import dataset_uri, quarantine_uri
 from pronostico.pipeline.train import TrainConfig, frame_schema, split_date, tune_and_fit, typed_feature_frame
 
 TRAINING_FILES = ("international_matches.csv", "results.csv")
-GOAL_FEATURES = ("goals_expected_home", "goals_expected_away", "goal_p_home_win", "goal_p_draw", "goal_p_away_win")
-ACTIVITY_FEATURES = ("activity_home", "activity_away")
 
 
 @dataclass(frozen=True)
@@ -50,8 +48,8 @@ CANDIDATES = (  # the shipped settings and each one step away from them
     Candidate("goal home 0.5", goal_home=0.5),
     Candidate("activity over 180 days", activity_days=180.0),
     Candidate("activity over 730 days", activity_days=730.0),
-    Candidate("without the goal rating", dropped=GOAL_FEATURES),
-    Candidate("without activity", dropped=ACTIVITY_FEATURES),
+    Candidate("without the goal rating", dropped=matchups.GOAL_FEATURES),
+    Candidate("without activity", dropped=matchups.ACTIVITY_FEATURES),
 )
 
 

@@ -83,6 +83,8 @@ TEAM_ALIASES = {
     "USA": "United States",
 }
 
+GOAL_FEATURES = ("goals_expected_home", "goals_expected_away", "goal_p_home_win", "goal_p_draw", "goal_p_away_win")
+ACTIVITY_FEATURES = ("activity_home", "activity_away")
 FEATURES = (
     "elo_home", "elo_away", "elo_diff", "elo_expected_home",
     "rank_known", "rank_home", "rank_away", "log_rank_ratio",
@@ -90,9 +92,8 @@ FEATURES = (
     "form_points_home", "form_points_away", "form_goal_diff_home", "form_goal_diff_away",
     "experience_home", "experience_away",
     "neutral", "tier",
-    "goals_expected_home", "goals_expected_away",
-    "goal_p_home_win", "goal_p_draw", "goal_p_away_win",
-    "activity_home", "activity_away",
+    *GOAL_FEATURES,
+    *ACTIVITY_FEATURES,
 )
 
 
