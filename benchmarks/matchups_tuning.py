@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,14 @@ from pronostico.core.config import load_settings
 from pronostico.core.usecases import matchups
 from pronostico.pipeline.convert import convert
 from pronostico.pipeline.steps import dataset_uri, quarantine_uri
-from pronostico.pipeline.train import TrainConfig, frame_schema, split_date, tune_and_fit, typed_feature_frame
+from pronostico.pipeline.train import (
+    TrainConfig,
+    frame_schema,
+    split_date,
+    training_rows,
+    tune_and_fit,
+    typed_feature_frame,
+)
 
 TRAINING_FILES = ("international_matches.csv", "results.csv")
 
@@ -37,7 +44,7 @@ class Candidate:
     goal_step: float = matchups.GOAL_STEP
     goal_home: float = matchups.GOAL_HOME
     activity_days: float = matchups.ACTIVITY_DAYS
-    dropped: tuple[str, ...] = field(default=())
+    dropped: tuple[str, ...] = ()
 
 
 CANDIDATES = (  # the shipped settings and each one step away from them
@@ -84,20 +91,15 @@ def canonical_matches(spark: Any, file: str) -> pd.DataFrame:
 
 
 def score(spark: Any, canonical: pd.DataFrame, candidate: Candidate, config: TrainConfig) -> dict[str, Any]:
-    started = time.monotonic()
     with goal_rating(candidate):
         built = typed_feature_frame(matchups.MATCHUPS, canonical)
-    rows = built[built["eligible"] == 1].reset_index(drop=True)
-    rows["label"] = rows["label"].astype("float64")
+    frame = training_rows(spark.createDataFrame(built, frame_schema(matchups.MATCHUPS))).cache()
+    rows = frame.toPandas()  # from here on, as train() does after its feature stage
     holdout_start = split_date(matchups.MATCHUPS.original_rows(rows), config.holdout_fraction)
-    frame = spark.createDataFrame(rows, frame_schema(matchups.MATCHUPS)).cache()
     fit = tune_and_fit(spark, use_case_without(candidate.dropped), frame, rows, holdout_start, config)
     frame.unpersist()
-    best = min(fit["tried"], key=lambda tried: tried["cv_log_loss"])
-    return {"cv_log_loss": best["cv_log_loss"], "max_depth": best["max_depth"],
-            "min_instances_per_node": best["min_instances_per_node"],
-            "temperature": fit["calibration"]["temperature"], "train_rows": int((rows["date"] < holdout_start).sum()),
-            "seconds": time.monotonic() - started}
+    return {"cv_log_loss": min(tried["cv_log_loss"] for tried in fit["tried"]),
+            "temperature": fit["calibration"]["temperature"], "train_rows": int((rows["date"] < holdout_start).sum())}
 
 
 def section() -> str:

@@ -160,8 +160,14 @@ def feature_rows(spark: Any, use_case: UseCase, canonical: Any) -> Any:
 
     group = F.col(use_case.history_group) if use_case.history_group else F.lit(0)
     grouped = canonical.withColumn("_group", group).groupBy("_group")
-    rows = grouped.applyInPandas(build, frame_schema(use_case))
-    return rows.filter("eligible = 1").withColumn("label", F.col("label").cast("double"))
+    return training_rows(grouped.applyInPandas(build, frame_schema(use_case)))
+
+
+def training_rows(features: Any) -> Any:
+    """The rows of a Spark feature frame that train and score: the eligible ones, with a double label."""
+    from pyspark.sql import functions as F
+
+    return features.filter("eligible = 1").withColumn("label", F.col("label").cast("double"))
 
 
 def entity_snapshot(use_case: UseCase, canonical: Any) -> dict[str, Any]:
