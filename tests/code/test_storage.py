@@ -90,3 +90,26 @@ def test_uris_and_safe_names() -> None:
     assert storage.to_uri("s3://b/k") == "s3://b/k"
     with pytest.raises(ValueError, match="unsupported URI"):
         storage.split_uri("http://example.com/x")
+
+
+def test_list_folders_gives_the_folders_right_under_a_prefix(root: str) -> None:
+    for key in ("versions/v2/manifest.json", "versions/v1/spark_model/metadata/part-0", "versions/stray.json"):
+        storage.write_text(storage.join(root, "assets", key), "x")
+    found = storage.list_folders(storage.join(root, "assets", "versions"))
+    assert found == [storage.join(root, "assets", "versions", v) for v in ("v1", "v2")]
+    assert storage.list_folders(storage.join(root, "nothing")) == []
+
+
+def test_delete_prefix_removes_one_folder_not_its_namesakes(root: str) -> None:
+    for key in ("v1/manifest.json", "v1/spark_model/data/part-0", "v10/manifest.json"):
+        storage.write_text(storage.join(root, "versions", key), "x")
+    storage.delete_prefix(storage.join(root, "versions", "v1"))
+    left = [o.uri.rsplit("/versions/", 1)[1] for o in storage.list_objects(storage.join(root, "versions"))]
+    assert left == ["v10/manifest.json"]
+
+
+def test_list_objects_takes_several_suffixes(root: str) -> None:
+    for key in ("a/manifest.json", "a/metrics.json", "a/entities.json"):
+        storage.write_text(storage.join(root, key), "x")
+    listed = storage.list_objects(root, ("manifest.json", "metrics.json"))
+    assert [o.uri.rsplit("/", 1)[1] for o in listed] == ["manifest.json", "metrics.json"]

@@ -174,8 +174,9 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def list_objects(prefix_uri: str, suffix: str = "") -> list[ObjectInfo]:
-    """Objects under a prefix (recursively), sorted by key; hidden local temp files are skipped."""
+def list_objects(prefix_uri: str, suffix: str | tuple[str, ...] = "") -> list[ObjectInfo]:
+    """Objects under a prefix (recursively) whose key ends with `suffix` (or one of them), sorted by key; hidden
+    local temp files are skipped."""
     if is_s3(prefix_uri):
         return _list_s3(prefix_uri, suffix)
     root = local_path(prefix_uri)
@@ -189,7 +190,7 @@ def list_objects(prefix_uri: str, suffix: str = "") -> list[ObjectInfo]:
     return found
 
 
-def _list_s3(prefix_uri: str, suffix: str) -> list[ObjectInfo]:
+def _list_s3(prefix_uri: str, suffix: str | tuple[str, ...]) -> list[ObjectInfo]:
     bucket, prefix = split_uri(prefix_uri)
     if prefix and not prefix.endswith("/"):
         prefix += "/"
@@ -210,10 +211,35 @@ def delete(uri: str) -> None:
     local_path(uri).unlink(missing_ok=True)
 
 
-def delete_prefix(prefix_uri: str) -> None:
+def list_folders(prefix_uri: str) -> list[str]:
+    """The URIs of the folders right under a prefix (S3's common prefixes), sorted; hidden local ones are skipped."""
     if is_s3(prefix_uri):
-        for info in _list_s3(prefix_uri, ""):
-            delete(info.uri)
+        bucket, prefix = split_uri(prefix_uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        pages = _s3().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/")
+        found = [f"s3://{bucket}/{common['Prefix'].rstrip('/')}" for page in pages
+                 for common in page.get("CommonPrefixes", [])]
+        return sorted(found)
+    root = local_path(prefix_uri)
+    if not root.is_dir():
+        return []
+    return [p.as_uri() for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+
+
+S3_DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
+
+
+def delete_prefix(prefix_uri: str) -> None:
+    """Every object under the prefix (as a folder: `a/b` leaves `a/bc` alone)."""
+    if is_s3(prefix_uri):
+        bucket, _ = split_uri(prefix_uri)
+        keys = [{"Key": info.key} for info in _list_s3(prefix_uri, "")]
+        for start in range(0, len(keys), S3_DELETE_BATCH):
+            answer = _s3().delete_objects(Bucket=bucket, Delete={"Objects": keys[start:start + S3_DELETE_BATCH],
+                                                                  "Quiet": True})
+            if answer.get("Errors"):
+                raise OSError(f"could not delete {len(answer['Errors'])} object(s) under {prefix_uri}: "
+                              f"{answer['Errors'][0]}")
         return
     shutil.rmtree(local_path(prefix_uri), ignore_errors=True)
 
