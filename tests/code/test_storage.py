@@ -113,3 +113,10 @@ def test_list_objects_takes_several_suffixes(root: str) -> None:
         storage.write_text(storage.join(root, key), "x")
     listed = storage.list_objects(root, ("manifest.json", "metrics.json"))
     assert [o.uri.rsplit("/", 1)[1] for o in listed] == ["manifest.json", "metrics.json"]
+
+
+def test_read_if_exists_gives_none_for_a_missing_object(root: str) -> None:
+    uri = storage.join(root, "assets", "index.json")
+    assert storage.read_if_exists(uri) is None
+    storage.write_text(uri, "{}")
+    assert storage.read_if_exists(uri) == b"{}"

@@ -90,6 +90,20 @@ def read_bytes(uri: str) -> bytes:
     return local_path(uri).read_bytes()
 
 
+def read_if_exists(uri: str) -> bytes | None:
+    """The object's bytes, or None when there is none: one request, where exists() then read_bytes() take two."""
+    if is_s3(uri):
+        bucket, key = split_uri(uri)
+        try:
+            return _s3().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except _s3().exceptions.NoSuchKey:
+            return None
+    try:
+        return local_path(uri).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
 def read_head(uri: str, size: int) -> bytes:
     """The first `size` bytes, without reading the whole object."""
     if is_s3(uri):
