@@ -36,6 +36,7 @@ NON_DEFAULT = {
     "PRONOSTICO_SPOOL_DIR": "/tmp/pronostico-config-test/spool",
     "PRONOSTICO_SHARED_DATA": "/tmp/pronostico-config-test/data",
     "PRONOSTICO_MODEL_POLL_SECONDS": "0.5",
+    "PRONOSTICO_REGISTRY_KEEP_VERSIONS": "20",
     "PRONOSTICO_SECRET_KEY": "s3cret",
     "PRONOSTICO_SPARK_MASTER": "local[1]",
     "PRONOSTICO_SPARK_DRIVER_MEMORY": "1g",
@@ -122,6 +123,8 @@ def test_a_bad_value_is_refused_with_its_variable_named() -> None:
         load_settings({"PRONOSTICO_WORKERS": "many"})
     with pytest.raises(ValueError, match=r"PRONOSTICO_STORAGE='gcs' is not valid: it must be 'local' or 's3'"):
         load_settings({"PRONOSTICO_STORAGE": "gcs"})
+    with pytest.raises(ValueError, match=r"PRONOSTICO_REGISTRY_KEEP_VERSIONS='-1' is not valid: it must be 0 or more"):
+        load_settings({"PRONOSTICO_REGISTRY_KEEP_VERSIONS": "-1"})
 
 
 def test_the_round_trip_covers_every_declared_variable() -> None:

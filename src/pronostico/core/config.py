@@ -99,6 +99,13 @@ def _joined(values: tuple[Any, ...]) -> str:
     return ",".join(map(str, values))
 
 
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("it must be 0 or more")
+    return number
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value not in allowed:
@@ -286,6 +293,11 @@ class Settings:
     model_poll_seconds: float = setting("PRONOSTICO_MODEL_POLL_SECONDS", 5.0,
                                         "how often each worker checks `current.json` for a new model (0: never)",
                                         parse=float)
+    registry_keep_versions: int = setting(
+        "PRONOSTICO_REGISTRY_KEEP_VERSIONS", 0,
+        "the model versions each use case keeps, newest first, after each promotion and for `pronostico models "
+        "prune`; a version that ever served (as model or state) is kept whatever this says; 0 keeps them all",
+        parse=_count)
     secret_key: str = setting("PRONOSTICO_SECRET_KEY", "",
                               "signs the form's session cookie (CSRF token); set it on AWS",
                               shown="a key made once in `$PRONOSTICO_HOME/secret_key`")
