@@ -244,6 +244,10 @@ class WebSettings:
     shipper_idle_seconds: float = setting("PRONOSTICO_SHIPPER_IDLE_SECONDS", 0.25,
                                           "how long the log shipper sleeps when the spool has nothing new",
                                           parse=float)
+    log_retention_days: int = setting(
+        "PRONOSTICO_LOG_RETENTION_DAYS", 0,
+        "days of raw prediction log rows to keep; older ones are deleted once counted in the rollups (empty or 0: "
+        "keep every row); see docs/PREDICTION_LOG.md, \"Retention\"", parse=int, blank_is_default=True)
     spool_sync: str = setting(
         "PRONOSTICO_SPOOL_SYNC", "interval",
         "when an answer may leave: its log line in the page cache and flushed within PRONOSTICO_SPOOL_SYNC_MS by a "
