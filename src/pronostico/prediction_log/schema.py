@@ -50,12 +50,16 @@ prediction_log = sa.Table(
     sa.Column("outcome", sa.String(16), nullable=False, comment="matchups: the outcome; assets: the signal"),
     *(sa.Column(f"p_{name}", sa.Float) for name in PROBABILITY_CLASSES),
     sa.Column("latency_ms", sa.Float, nullable=False, comment="parse and model time in the app"),
+    sa.Column("rolled_up", sa.Boolean, nullable=False, server_default=sa.text("0"),
+              comment="counted in the rollups; only such rows are pruned"),
     sa.Index("ix_prediction_log_created_at", "created_at"),
     sa.Index("ix_prediction_log_use_case_created_at", "use_case", "created_at"),
+    sa.Index("ix_prediction_log_rolled_up", "rolled_up"),
     mysql_charset="utf8mb4",
 )
 
-COLUMNS = tuple(c.name for c in prediction_log.columns)
+# what a spool line carries; rolled_up is the database's own bookkeeping
+COLUMNS = tuple(c.name for c in prediction_log.columns if c.name != "rolled_up")
 
 # What really happened, loaded by the shipper from each run's events file (pronostico.prediction_log.live); the
 # views prediction_live_results and model_live_scores score the logged predictions against it.
@@ -74,6 +78,45 @@ observed_events = sa.Table(
              "outcome"),
     mysql_charset="utf8mb4",
 )
+
+# The rollups (pronostico.prediction_log.rollups): what the analytics page, the live results and QuickSight read, kept
+# up to date by the shipper in the transaction that inserts the rows. A new dimension (e.g. a `client` column) joins
+# each table's primary key after `model_version` (or `use_case` for the subjects).
+COUNT = sa.BigInteger
+
+
+def _rollup(name: str, key: tuple[sa.Column[Any], ...], *values: sa.Column[Any] | sa.Index) -> sa.Table:
+    return sa.Table(name, metadata, *key, sa.Column("predictions", COUNT, nullable=False), *values,
+                    mysql_charset="utf8mb4")
+
+
+def _key(*names: str) -> tuple[sa.Column[Any], ...]:
+    types = {"use_case": sa.String(32), "model_version": sa.String(64), "outcome": sa.String(16),
+             "subject_a": sa.String(100), "subject_b": sa.String(100), "as_of": sa.Date(), "day": sa.Date(),
+             "hour": UtcDateTime}
+    return tuple(sa.Column(name, types[name], primary_key=True) for name in names)
+
+
+rollup_hourly = _rollup("prediction_rollup_hourly", _key("hour", "use_case", "model_version", "outcome"))
+rollup_daily = _rollup("prediction_rollup_daily", _key("day", "use_case", "model_version", "outcome"),
+                       sa.Column("first_at", UtcDateTime, nullable=False),
+                       sa.Column("last_at", UtcDateTime, nullable=False))
+# per subject, all time: the top lists (matchups: home and away team as asked; assets: the symbol and '')
+rollup_subjects = _rollup("prediction_rollup_subjects", _key("use_case", "subject_a", "subject_b"),
+                          sa.Column("last_at", UtcDateTime, nullable=False))
+# per subject and as_of: everything the live results need, whatever event resolves them and whenever it comes: how
+# many predicted each class, and each class's summed log loss; event_date and observed are the resolving event
+rollup_live = _rollup(
+    "prediction_rollup_live", _key("use_case", "model_version", "subject_a", "subject_b", "as_of"),
+    *(sa.Column(f"predicted_{name}", COUNT, nullable=False) for name in PROBABILITY_CLASSES),
+    *(sa.Column(f"loss_{name}", sa.Double, nullable=False) for name in PROBABILITY_CLASSES),
+    sa.Column("event_date", sa.Date, comment="the first event that resolves these predictions (NULL: none yet)"),
+    sa.Column("observed", sa.String(16), comment="that event's outcome"),
+    sa.Column("resolution_due", sa.Boolean, nullable=False, server_default=sa.text("0"),
+              comment="new: resolve against observed_events before the transaction commits"),
+    sa.Index("ix_prediction_rollup_live_resolution_due", "resolution_due"),
+)
+ROLLUPS = (rollup_hourly, rollup_daily, rollup_subjects, rollup_live)
 
 EVENT_KEY = ("use_case", "subject_a", "subject_b", "event_date")
 EVENT_VALUES = ("earliest_as_of", "outcome", "loaded_at")
@@ -142,10 +185,12 @@ def insert_ignoring_duplicates(dialect_name: str) -> sa.Insert:
     raise ValueError(f"the prediction log does not support {dialect_name!r} databases")
 
 
-def insert_rows(connection: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-    rows = list(rows)
-    if rows:
-        connection.execute(insert_ignoring_duplicates(connection.dialect.name), rows)
+def insert_rows(connection: sa.Connection, rows: Iterable[Mapping[str, Any]]) -> int:
+    """Log the rows whose prediction_id is new and count them in the rollups, in the caller's transaction; return
+    how many were new. (rollups is imported here, not at the top: it is built on this module's tables.)"""
+    from pronostico.prediction_log.rollups import log_and_roll_up
+
+    return log_and_roll_up(connection, list(rows))
 
 
 def upsert_events_statement(dialect_name: str) -> sa.Insert:
@@ -172,4 +217,7 @@ def upsert_events(connection: sa.Connection, use_case: str, events: Iterable[Map
     statement = upsert_events_statement(connection.dialect.name)
     for start in range(0, len(rows), batch_rows):
         connection.execute(statement, rows[start:start + batch_rows])
+    from pronostico.prediction_log.rollups import resolve_use_case  # built on this module's tables, as above
+
+    resolve_use_case(connection, use_case)  # new events may resolve old predictions, or resolve them otherwise
     return len(rows)

@@ -1,0 +1,257 @@
+"""The rollups: the prediction log counted per hour, day, subject and as_of, so that no page scans the raw rows.
+
+    python -m pronostico.prediction_log.rollups catch-up   # count the rows no shipper counted (e.g. logged before 0004)
+    python -m pronostico.prediction_log.rollups prune      # delete counted raw rows older than the retention setting
+
+The shipper inserts a batch and adds the rows that were new (their prediction_id not yet logged) to the rollups in
+the same transaction (`log_and_roll_up`), so a replayed batch adds nothing and a crash leaves both or neither. Each
+raw row says whether it is counted (`rolled_up`); rows logged before migration 0004 are not, and `catch_up` counts
+them (the shipper does at start and on its slow cadence). Pruning deletes only counted rows.
+
+The live results are kept unresolved in the rollup (per subject and as_of: how many predicted each class, and each
+class's summed log loss), and resolved per rollup row: a new row against the events there are, and every row of a use
+case again whenever its events are loaded. So a prediction that resolves weeks after it was shipped counts, and the
+figures never need the raw rows again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from pronostico.prediction_log.schema import (
+    PROBABILITY_CLASSES,
+    insert_ignoring_duplicates,
+    prediction_log,
+    rollup_daily,
+    rollup_hourly,
+    rollup_live,
+    rollup_subjects,
+)
+
+log = logging.getLogger("pronostico.prediction_log.rollups")
+
+BATCH_ROWS = 10_000  # raw rows per catch-up or prune transaction: short locks, bounded undo
+# a probability of 0 for what happened would make the log loss infinite; 1e-15 caps it at about 34.5 (as migration
+# 0003's views do)
+FLOOR = 1e-15
+
+Row = Mapping[str, Any]
+
+
+# --- logging and counting -------------------------------------------------------------------------------------------
+
+def log_and_roll_up(connection: sa.Connection, rows: list[Row]) -> int:
+    """Insert the rows, skipping prediction ids already logged, and count the new ones; return how many were new.
+
+    One prediction id is only ever shipped by its own host's shipper, one batch after another, so the ids found
+    before the INSERT are exactly the ones it skips."""
+    if not rows:
+        return 0
+    ids = [row["prediction_id"] for row in rows]
+    logged = set(connection.execute(sa.select(prediction_log.c.prediction_id)
+                                    .where(prediction_log.c.prediction_id.in_(ids))).scalars())
+    new = list({row["prediction_id"]: row for row in reversed(rows) if row["prediction_id"] not in logged}.values())
+    connection.execute(insert_ignoring_duplicates(connection.dialect.name),
+                       [{**row, "rolled_up": True} for row in rows])
+    roll_up(connection, new)
+    return len(new)
+
+
+def roll_up(connection: sa.Connection, rows: Iterable[Row]) -> None:
+    """Add rows (each counted once: the caller knows they are new) to every rollup."""
+    hourly: dict[tuple[Any, ...], dict[str, Any]] = {}
+    daily: dict[tuple[Any, ...], dict[str, Any]] = {}
+    subjects: dict[tuple[Any, ...], dict[str, Any]] = {}
+    live: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        at, version = row["created_at"], (row["use_case"], row["model_version"])
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        add(hourly, (hour, *version, row["outcome"]), predictions=1)
+        add(daily, (at.date(), *version, row["outcome"]), predictions=1, first_at=at, last_at=at)
+        subject = (row["home_team"] or row["symbol"], row["away_team"] or "")
+        if subject[0] is None:
+            continue  # a use case with no subject is in no top list and resolves against no event
+        add(subjects, (row["use_case"], *subject), predictions=1, last_at=at)
+        if row["as_of"] is not None:
+            add(live, (*version, *subject, row["as_of"]), **live_counts(row))
+    upsert(connection, rollup_hourly, hourly)
+    upsert(connection, rollup_daily, daily)
+    upsert(connection, rollup_subjects, subjects)
+    if live:
+        upsert(connection, rollup_live, live, new_values={"resolution_due": True})
+        resolve(connection, "resolution_due = 1")
+
+
+def live_counts(row: Row) -> dict[str, Any]:
+    """One prediction's contribution to its live rollup row: its class, and its log loss were each class to happen."""
+    counts: dict[str, Any] = {"predictions": 1}
+    for name in PROBABILITY_CLASSES:
+        counts[f"predicted_{name}"] = int(row["outcome"] == name)
+        counts[f"loss_{name}"] = -math.log(max(row[f"p_{name}"] or 0.0, FLOOR))
+    return counts
+
+
+def add(totals: dict[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...], **values: Any) -> None:
+    """Sum counts, keep the earliest first_at and the latest last_at."""
+    found = totals.get(key)
+    if found is None:
+        totals[key] = dict(values)
+        return
+    for name, value in values.items():
+        if name == "first_at":
+            found[name] = min(found[name], value)
+        elif name == "last_at":
+            found[name] = max(found[name], value)
+        else:
+            found[name] += value
+
+
+def upsert(connection: sa.Connection, table: sa.Table, totals: dict[tuple[Any, ...], dict[str, Any]],
+           new_values: Mapping[str, Any] | None = None) -> None:
+    """Add totals to the table's rows, creating the missing ones (with `new_values` too). Keys go in sorted order so
+    that two shippers adding to the same rows lock them in the same order and never deadlock."""
+    if not totals:
+        return
+    key = [column.name for column in table.primary_key.columns]
+    rows = [{**dict(zip(key, k, strict=True)), **values, **(new_values or {})}
+            for k, values in sorted(totals.items(), key=lambda item: tuple(map(str, item[0])))]
+    connection.execute(upsert_statement(connection.dialect.name, table, list(rows[0])), rows)
+
+
+def upsert_statement(dialect_name: str, table: sa.Table, names: list[str]) -> sa.Insert:
+    key = {column.name for column in table.primary_key.columns}
+    if dialect_name in ("mysql", "mariadb"):
+        statement = mysql.insert(table)
+        incoming, greatest, least = statement.inserted, sa.func.greatest, sa.func.least
+    elif dialect_name in ("sqlite", "postgresql"):
+        statement = (sqlite if dialect_name == "sqlite" else postgresql).insert(table)
+        incoming = statement.excluded
+        # SQLite's two-argument max and min are its GREATEST and LEAST
+        greatest, least = (sa.func.max, sa.func.min) if dialect_name == "sqlite" else (sa.func.greatest,
+                                                                                       sa.func.least)
+    else:
+        raise ValueError(f"the rollups do not support {dialect_name!r} databases")
+    merge: dict[str, Callable[[Any, Any], Any]] = {"first_at": least, "last_at": greatest}
+    changes = {name: merge[name](table.c[name], incoming[name]) if name in merge else table.c[name] + incoming[name]
+               for name in names if name not in key and name not in ("resolution_due",)}
+    if dialect_name in ("mysql", "mariadb"):
+        return statement.on_duplicate_key_update(changes)
+    return statement.on_conflict_do_update(index_elements=sorted(key), set_=changes)
+
+
+# --- resolving the live rollup against observed_events ----------------------------------------------------------------
+
+_SAME_SUBJECT = ("e.use_case = prediction_rollup_live.use_case AND e.subject_a = prediction_rollup_live.subject_a "
+                 "AND e.subject_b = prediction_rollup_live.subject_b")
+# the rule of migration 0003: the first event of the subject whose window [earliest_as_of, event_date) holds as_of
+_FIRST_EVENT = (f"(SELECT MIN(e.event_date) FROM observed_events e WHERE {_SAME_SUBJECT} "
+                "AND e.earliest_as_of <= prediction_rollup_live.as_of AND prediction_rollup_live.as_of < e.event_date)")
+_ITS_OUTCOME = (f"(SELECT e.outcome FROM observed_events e WHERE {_SAME_SUBJECT} "
+                "AND e.event_date = prediction_rollup_live.event_date)")
+
+
+def resolve(connection: sa.Connection, where: str, params: Mapping[str, Any] | None = None) -> None:
+    """Set the resolving event and its outcome of the live rollup rows `where` selects (two statements: SQLite
+    evaluates every assignment of one UPDATE on the old row)."""
+    connection.execute(sa.text(f"UPDATE prediction_rollup_live SET event_date = {_FIRST_EVENT} WHERE {where}"),
+                       params or {})
+    connection.execute(sa.text(f"UPDATE prediction_rollup_live SET observed = {_ITS_OUTCOME}, resolution_due = 0 "
+                               f"WHERE {where}"), params or {})
+
+
+def resolve_use_case(connection: sa.Connection, use_case: str) -> None:
+    """Resolve every live rollup row of a use case again: its events were just loaded (added, or replaced)."""
+    resolve(connection, "use_case = :use_case", {"use_case": use_case})
+
+
+# --- catching up and pruning ------------------------------------------------------------------------------------------
+
+def catch_up(engine: sa.Engine, batch_rows: int = BATCH_ROWS) -> int:
+    """Count the raw rows no shipper counted (logged before migration 0004), a batch per transaction; return how
+    many. The rows are locked as they are read, so two hosts catching up at once never count a row twice."""
+    total = 0
+    while True:
+        with engine.begin() as connection:
+            rows = [dict(row) for row in connection.execute(
+                sa.select(prediction_log).where(prediction_log.c.rolled_up == sa.false())
+                .limit(batch_rows).with_for_update()).mappings()]
+            roll_up(connection, rows)
+            ids = [row["prediction_id"] for row in rows]
+            if ids:
+                connection.execute(sa.update(prediction_log).where(prediction_log.c.prediction_id.in_(ids))
+                                   .values(rolled_up=True))
+        total += len(rows)
+        if len(rows) < batch_rows:
+            return total
+
+
+def prune(engine: sa.Engine, before: datetime, batch_rows: int = BATCH_ROWS) -> int:
+    """Delete counted raw rows logged before `before`, oldest first, at most `batch_rows` per DELETE; return how many.
+    A row not counted yet stays, whatever its age."""
+    total = 0
+    while True:
+        with engine.begin() as connection:
+            ids = list(connection.execute(
+                sa.select(prediction_log.c.prediction_id)
+                .where(prediction_log.c.created_at < before, prediction_log.c.rolled_up == sa.true())
+                .order_by(prediction_log.c.created_at).limit(batch_rows)).scalars())
+            if ids:
+                connection.execute(sa.delete(prediction_log).where(prediction_log.c.prediction_id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch_rows:
+            return total
+
+
+def retention_cutoff(retention_days: int, now: datetime | None = None) -> datetime | None:
+    """The oldest creation time kept, naive UTC as the log stores it; None when raw rows are kept for ever."""
+    if retention_days <= 0:
+        return None
+    return (now or datetime.now(UTC)).replace(tzinfo=None) - timedelta(days=retention_days)
+
+
+def maintain(engine: sa.Engine, retention_days: int) -> dict[str, int]:
+    """Catch up, then prune what the retention setting lets go (nothing when it is 0)."""
+    counted = catch_up(engine)
+    cutoff = retention_cutoff(retention_days)
+    pruned = prune(engine, cutoff) if cutoff else 0
+    if counted or pruned:
+        log.info("rollups: counted %d raw rows, pruned %d older than %s", counted, pruned, cutoff)
+    return {"counted": counted, "pruned": pruned}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pronostico.core.config import load_settings
+    from pronostico.prediction_log import db
+
+    parser = argparse.ArgumentParser(prog="python -m pronostico.prediction_log.rollups",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("catch-up", "prune"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    engine = db.create_engine(settings.db_url)
+    try:
+        if args.command == "catch-up":
+            print(f"counted {catch_up(engine)} raw rows")
+            return 0
+        cutoff = retention_cutoff(settings.web.log_retention_days)
+        if cutoff is None:
+            print("PRONOSTICO_LOG_RETENTION_DAYS is not set: raw rows are kept")
+            return 0
+        print(f"counted {catch_up(engine)} raw rows; pruned {prune(engine, cutoff)} older than {cutoff}")
+        return 0
+    finally:
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
