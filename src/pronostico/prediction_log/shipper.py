@@ -11,6 +11,10 @@ database is away the spool grows and the shipper retries with a capped backoff; 
 database can never take (unreadable, or refused) are set aside in rejected.log once their batch is in, just before
 the position moves: a batch retried after an outage sets nothing aside twice.
 
+Each batch is counted in the rollups (pronostico.prediction_log.rollups) in the transaction that inserts it. On a
+slow cadence (`maintenance_every_seconds`, and once at start) the shipper also counts raw rows no shipper counted and,
+with a retention setting, deletes counted raw rows older than it.
+
 The shipper also loads each use case's observed events (pronostico.prediction_log.live) from the models bucket
 whenever the file's etag changes, at most every `events_every_seconds`; a missing, broken or unloadable file never
 stops the shipping.
@@ -34,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pronostico.core import layout, storage
-from pronostico.prediction_log import db
+from pronostico.prediction_log import db, rollups
 from pronostico.prediction_log.live import parse_events
 from pronostico.prediction_log.schema import insert_rows, row_from_line, upsert_events
 from pronostico.prediction_log.spool import SpoolReader, backlog_bytes
@@ -45,6 +49,7 @@ STATUS_FILE = "shipper.json"
 MAX_BACKOFF_SECONDS = 5.0
 STATUS_EVERY_SECONDS = 1.0
 EVENTS_EVERY_SECONDS = 30.0
+MAINTENANCE_EVERY_SECONDS = 600.0
 
 
 class DatabaseAway(RuntimeError):
@@ -130,6 +135,8 @@ class LogShipper:
     models_uri: str | None = None  # where the observed events files are; None: the shipper loads none
     use_cases: tuple[str, ...] = ()
     events_every_seconds: float = EVENTS_EVERY_SECONDS
+    retention_days: int = 0  # 0: keep every raw row
+    maintenance_every_seconds: float = MAINTENANCE_EVERY_SECONDS
     reader: SpoolReader = field(init=False)
     events: EventsLoader | None = field(init=False)
     shipped_rows: int = 0
@@ -138,6 +145,7 @@ class LogShipper:
     last_shipped_at: str = ""
     _status_written: float = 0.0
     _events_checked: float | None = None
+    _maintained: float | None = None
 
     def __post_init__(self) -> None:
         self.reader = SpoolReader(self.spool_dir)
@@ -152,6 +160,20 @@ class LogShipper:
         due = self._events_checked is None or time.monotonic() - self._events_checked >= self.events_every_seconds
         if due:
             self.load_events()
+
+    def maintain(self) -> dict[str, int]:
+        """Count raw rows no shipper counted, and prune what the retention setting lets go."""
+        self._maintained = time.monotonic()
+        return rollups.maintain(self.engine, self.retention_days)
+
+    def maintain_when_due(self) -> None:
+        due = self._maintained is None or time.monotonic() - self._maintained >= self.maintenance_every_seconds
+        if due:
+            try:
+                self.maintain()
+            except sa.exc.SQLAlchemyError as error:  # an outage or a lock timeout: shipping goes on, retry later
+                log.warning("rollup maintenance failed, retrying in %.0f s: %s", self.maintenance_every_seconds,
+                            error)
 
     def ship_batch(self) -> int:
         """Ship the next batch of spooled lines; return how many lines it consumed (0: nothing new)."""
@@ -185,6 +207,7 @@ class LogShipper:
         backoff = self.idle_seconds
         while not stop.is_set():
             self.load_events_when_due()
+            self.maintain_when_due()
             try:
                 shipped = self.ship_batch()
                 backoff = self.idle_seconds
@@ -281,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     shipper = LogShipper(db.create_engine(settings.db_url), settings.spool_dir,
                          settings.web.shipper_batch_rows, settings.web.shipper_idle_seconds,
-                         models_uri=settings.models_uri, use_cases=names())
+                         models_uri=settings.models_uri, use_cases=names(),
+                         retention_days=settings.web.log_retention_days)
     if args.load_events:
         results = shipper.load_events()
         print(json.dumps(results, indent=2))
@@ -293,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the prediction log database is unreachable: {error}", file=sys.stderr)
             return 1
         print(f"observed events: {json.dumps(shipper.load_events())}")
+        print(f"rollups: {json.dumps(shipper.maintain())}")
         return 0
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
