@@ -1,7 +1,8 @@
 """Analytics: /analytics draws charts from the prediction log's views; /api/v1/analytics is the same data as JSON.
 
 The figures come from the views the migrations create for QuickSight, so the page and the BI dashboards count the
-same way. A report is cached for a few seconds per process: it scans the log, the predictions never do.
+same way; the views read the rollups (pronostico.prediction_log.rollups), never the raw rows. A report is cached for
+a few seconds per process, and the requests that miss the cache together wait for one query.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from flask import Blueprint, Response, current_app, render_template
 
 from app.errors import respond
 from app.runtime import json_response, model_quality, runtime
+from app.single_flight import single_flight
 from pronostico.core.usecases import USE_CASES
 from pronostico.core.usecases.base import TopList, UseCase
 from pronostico.prediction_log import db, live
@@ -44,10 +46,15 @@ def data() -> Response | tuple[str, int]:
 
 
 def cached_report() -> dict[str, Any]:
+    """The report, built at most once per ANALYTICS_CACHE_SECONDS, and once for all the requests that miss together."""
     cache = current_app.extensions.setdefault("pronostico.analytics", {})
     with _cache_lock:
         if cache.get("expires", 0.0) > time.monotonic():
             return cache["report"]
+    return single_flight("analytics", lambda: fill(cache))
+
+
+def fill(cache: dict[str, Any]) -> dict[str, Any]:
     report = build_report(engine(), datetime.now(UTC).replace(tzinfo=None))
     with _cache_lock:
         cache["report"] = report

@@ -22,6 +22,7 @@ from flask import Blueprint, Response, current_app, render_template
 from app.analytics import LOG_UNREACHABLE, engine
 from app.errors import respond
 from app.runtime import UnknownUseCase, json_response, runtime
+from app.single_flight import single_flight
 from pronostico.core import layout, registry, storage
 from pronostico.core.evaluate import best_baseline
 from pronostico.core.usecases import USE_CASES
@@ -65,7 +66,7 @@ def evaluations(use_case: str) -> Response:
 @blueprint.get("/api/v1/models/<use_case>/live")
 def live(use_case: str) -> Response:
     try:
-        return json_response(cached("live", known(use_case), lambda: live_report(engine(), use_case)))
+        return json_response(cached("live", known(use_case), lambda: shared_live_report(use_case)))
     except sa.exc.SQLAlchemyError as error:
         current_app.logger.warning("models: the prediction log is unreachable: %s", error)
         return respond(503, "log_database_unavailable", LOG_UNREACHABLE)
@@ -198,8 +199,14 @@ def live_totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "hit_rate": hits / resolved if resolved else None, "log_loss": loss / resolved if resolved else None}
 
 
+def shared_live_report(use_case: str) -> dict[str, Any]:
+    """live_report, one query for all the requests that miss the cache together."""
+    return single_flight(("live", use_case), lambda: live_report(engine(), use_case))
+
+
 def live_report(database: sa.Engine, use_case: str) -> dict[str, Any]:
-    """model_live_scores of one use case, one row per model version that answered, oldest version first."""
+    """model_live_scores of one use case (read from the rollups), one row per model version that answered, oldest
+    version first."""
     with database.connect() as connection:
         rows = [{name: row[name] for name in LIVE_COLUMNS} for row in live_scores(connection, use_case)]
     return {"use_case": use_case, "versions": rows, "totals": live_totals(rows)}
@@ -259,7 +266,7 @@ def section(use_case: UseCase) -> dict[str, Any]:
     scored = [e for e in stored if e["status"] == "scored"]
     part["scored_evaluation"] = scored[-1] if scored else None  # its calibration is drawn beside the holdout's
     try:
-        part["live"] = cached("live", name, lambda: live_report(engine(), name))
+        part["live"] = cached("live", name, lambda: shared_live_report(name))
     except sa.exc.SQLAlchemyError as error:
         current_app.logger.warning("models page: the prediction log is unreachable: %s", error)
         part["live_error"] = LOG_UNREACHABLE
