@@ -91,6 +91,12 @@ def current_uri(models_uri: str, use_case: str) -> str:
     return join(models_uri, use_case, CURRENT)
 
 
+def index_uri(models_uri: str, use_case: str) -> str:
+    """The registry's index: a brief of every complete version and evaluation, a cache of their files that the
+    models page reads instead of them (registry.update_index writes it, and can always rebuild it)."""
+    return join(models_uri, use_case, "index.json")
+
+
 def evaluations_uri(models_uri: str, use_case: str) -> str:
     return join(models_uri, use_case, "evaluations")
 

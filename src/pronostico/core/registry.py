@@ -11,11 +11,18 @@ stay current whichever forest serves.
 Every run also scores the serving champion prospectively (`evaluate_champion`): on the rows newer than anything its
 own run saw, against the naive baselines fit on what it knew, with the gate's code. Each evaluation is kept under
 models/<use_case>/evaluations/<run id>.json; their series is the champion's degradation curve.
+
+The index, models/<use_case>/index.json, briefs every complete version and every evaluation, so that the models page
+reads one object instead of all of them. It is a cache of those files: `update_index` rebuilds it from them (rereading
+only the files whose etag changed), after a version or an evaluation is written, after each promotion and rollback,
+and after pruning. Retention (`prune`) keeps the newest versions and every version that ever served.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import time
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +31,7 @@ import pandas as pd
 
 from pronostico.core import evaluate, layout, storage
 from pronostico.core.calibration import CalibratedForest, load_forest
+from pronostico.core.config import load_settings
 from pronostico.core.evaluate import MIN_FAIR_ROWS
 from pronostico.core.layout import current_uri, version_uri
 from pronostico.core.usecases import get_use_case
@@ -50,10 +58,10 @@ class Decision:
 
 def read_current(models_uri: str, use_case: str) -> dict[str, Any] | None:
     """current.json, with `state_version` filled in for a pointer written before states were refreshed."""
-    uri = current_uri(models_uri, use_case)
-    if not storage.exists(uri):
+    found = storage.read_if_exists(current_uri(models_uri, use_case))
+    if found is None:
         return None
-    current = storage.read_json(uri)
+    current = json.loads(found)
     return {**current, "state_version": current.get("state_version") or current["version"]}
 
 
@@ -61,8 +69,7 @@ def list_versions(models_uri: str, use_case: str) -> list[dict[str, Any]]:
     """Complete versions (those with a manifest), oldest first, with their metrics and promotion decision; `current`
     marks the serving model, `serving_state` the version whose entity state it answers from."""
     base = layout.versions_uri(models_uri, use_case)
-    pointer = read_current(models_uri, use_case) or {}
-    current, state = pointer.get("version"), pointer.get("state_version")
+    pointer = read_current(models_uri, use_case)
     found = []
     for info in storage.list_objects(base, suffix=layout.MANIFEST):
         manifest = storage.read_json(info.uri)
@@ -70,11 +77,19 @@ def list_versions(models_uri: str, use_case: str) -> list[dict[str, Any]]:
         metrics_uri = storage.join(version_dir, layout.METRICS)
         metrics = storage.read_json(metrics_uri) if storage.exists(metrics_uri) else {}
         promotion_uri = storage.join(version_dir, layout.PROMOTION)
-        found.append({"version": manifest["version"], "created_at": manifest["created_at"],
-                      "current": manifest["version"] == current, "serving_state": manifest["version"] == state,
-                      "manifest": manifest, "metrics": metrics,
-                      "promotion": storage.read_json(promotion_uri) if storage.exists(promotion_uri) else None})
+        promotion = storage.read_json(promotion_uri) if storage.exists(promotion_uri) else None
+        found.append(listed_version(manifest, metrics, promotion, pointer))
     return sorted(found, key=lambda v: v["version"])
+
+
+def listed_version(manifest: dict[str, Any], metrics: dict[str, Any], promotion: dict[str, Any] | None,
+                   current: dict[str, Any] | None) -> dict[str, Any]:
+    """One version as `list_versions` and `indexed_versions` give it."""
+    pointer = current or {}
+    return {"version": manifest["version"], "created_at": manifest["created_at"],
+            "current": manifest["version"] == pointer.get("version"),
+            "serving_state": manifest["version"] == pointer.get("state_version"),
+            "manifest": manifest, "metrics": metrics, "promotion": promotion}
 
 
 @dataclass(frozen=True)
@@ -101,8 +116,9 @@ def load_holdout(models_uri: str, use_case: str, version: str) -> pd.DataFrame:
     return pd.read_parquet(io.BytesIO(data))
 
 
-def promote_candidate(models_uri: str, use_case_name: str, version: str) -> Decision:
-    """Apply the gate and, if the candidate passes, point current.json at it."""
+def promote_candidate(models_uri: str, use_case_name: str, version: str, keep_versions: int | None = None) -> Decision:
+    """Apply the gate and, if the candidate passes, point current.json at it; then prune the registry to
+    `keep_versions` (default: PRONOSTICO_REGISTRY_KEEP_VERSIONS) and bring the index up to date."""
     use_case = get_use_case(use_case_name)
     candidate = load_version(models_uri, use_case_name, version)
     current = read_current(models_uri, use_case_name)
@@ -115,7 +131,10 @@ def promote_candidate(models_uri: str, use_case_name: str, version: str) -> Deci
         champion = load_version(models_uri, use_case_name, champion_version)
         holdout = load_holdout(models_uri, use_case_name, version)
         decision = judge(use_case, candidate, champion, holdout)
-    return _record(models_uri, decision, champion_version)
+    decision = _record(models_uri, decision, champion_version)
+    keep = load_settings().registry_keep_versions if keep_versions is None else keep_versions
+    prune(models_uri, use_case_name, keep)  # updates the index with the promotion record, whatever it prunes
+    return decision
 
 
 def judge(use_case: UseCase, candidate: Candidate, champion: Candidate, holdout: pd.DataFrame) -> Decision:
@@ -156,7 +175,7 @@ def _record(models_uri: str, decision: Decision, previous: str | None) -> Decisi
         current = read_current(models_uri, decision.use_case) or {}
         storage.write_json(current_uri(models_uri, decision.use_case), {
             **current, "state_version": decision.candidate, "state_reason": decision.state_reason,
-            "state_refreshed_at": now})
+            "state_refreshed_at": now, "served": served_by(current, decision.candidate)})
     return decision
 
 
@@ -190,10 +209,18 @@ def _manifest(models_uri: str, use_case: str, version: str) -> dict[str, Any]:
 
 
 def _point_current(models_uri: str, use_case: str, version: str, previous: str | None, reason: str) -> None:
+    current = read_current(models_uri, use_case) or {}
     storage.write_json(current_uri(models_uri, use_case), {
         "version": version, "state_version": version, "previous_version": previous, "reason": reason,
-        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"), "served": served_by(current, version),
     })
+
+
+def served_by(current: dict[str, Any], *versions: str) -> list[str]:
+    """current.json's record of every version that ever served, as model or state, with `versions` added: what
+    retention never removes, kept here because a rollback leaves no promotion record."""
+    named = {current.get("version"), current.get("state_version"), *current.get("served", []), *versions}
+    return sorted(v for v in named if v)
 
 
 def rollback(models_uri: str, use_case: str, version: str) -> None:
@@ -201,11 +228,24 @@ def rollback(models_uri: str, use_case: str, version: str) -> None:
     load_version(models_uri, use_case, version)  # refuses a version that is missing or incomplete
     current = read_current(models_uri, use_case)
     _point_current(models_uri, use_case, version, current["version"] if current else None, "rollback")
+    if not storage.exists(layout.version_file(models_uri, use_case, version, layout.MANIFEST)):
+        # a prune removed it between the check above and the write: serve what served before (see _remove_version)
+        _restore_current(models_uri, use_case, current)
+        raise FileNotFoundError(f"version {version} of {use_case} was pruned while rolling back to it")
+    update_index(models_uri, use_case)
+
+
+def _restore_current(models_uri: str, use_case: str, current: dict[str, Any] | None) -> None:
+    if current is None:
+        storage.delete(current_uri(models_uri, use_case))
+    else:
+        storage.write_json(current_uri(models_uri, use_case), current)
 
 
 def version_for_run(models_uri: str, use_case: str, run_id: str) -> str:
     """The newest complete version that a pipeline run produced."""
-    made = [v["version"] for v in list_versions(models_uri, use_case) if v["manifest"]["run_id"] == run_id]
+    made = [v["version"] for v in indexed_versions(fresh_index(models_uri, use_case), None)
+            if v["manifest"]["run_id"] == run_id]
     if not made:
         raise LookupError(f"run {run_id!r} produced no complete {use_case} version")
     return made[-1]
@@ -259,7 +299,8 @@ def evaluate_champion(models_uri: str, use_case: UseCase, frame: pd.DataFrame, r
 
 def _earlier_versions(models_uri: str, use_case: UseCase, frame: pd.DataFrame, champion: str) -> list[dict[str, Any]]:
     """The log loss of each earlier version on the rows after its own data (no backtest, no per-class figures)."""
-    found = [v["version"] for v in list_versions(models_uri, use_case.name) if v["version"] < champion]
+    listed = indexed_versions(fresh_index(models_uri, use_case.name), None)
+    found = [v["version"] for v in listed if v["version"] < champion]
     summaries = []
     for version in reversed(found[-EARLIER_VERSIONS:]):
         scored = evaluate_version(use_case, load_version(models_uri, use_case.name, version), frame)
@@ -282,3 +323,193 @@ def latest_evaluation(models_uri: str, use_case: str) -> dict[str, Any] | None:
     """The newest evaluation, read alone: every worker asks at each model swap, and the series only grows."""
     found = storage.list_objects(layout.evaluations_uri(models_uri, use_case), suffix=".json")
     return storage.read_json(max(found, key=lambda info: (info.modified, info.uri)).uri) if found else None
+
+
+# --- the index ----------------------------------------------------------------------------------------------------
+
+INDEX_FORMAT = 1
+INDEX_MANIFEST = ("version", "use_case", "created_at", "run_id", "data_range", "training_range", "holdout_range",
+                  "entities")  # what listing a version needs of its manifest: the rest (inputs, tuning) is big
+INDEX_METRICS = ("model", "baselines", "best_baseline", "split")
+INDEX_SOURCES = (layout.MANIFEST, layout.METRICS, layout.PROMOTION)  # a version's files the index briefs
+INDEX_ATTEMPTS = 3
+
+
+def read_index(models_uri: str, use_case: str) -> dict[str, Any] | None:
+    """The stored index, in one read; None when there is none (or it is of another format)."""
+    found = storage.read_if_exists(layout.index_uri(models_uri, use_case))
+    index = json.loads(found) if found is not None else None
+    return index if index and index.get("format") == INDEX_FORMAT else None
+
+
+def fresh_index(models_uri: str, use_case: str) -> dict[str, Any]:
+    """The index as the files stand now, built in memory on the stored one (only changed files are read)."""
+    return build_index(models_uri, use_case, read_index(models_uri, use_case))
+
+
+def update_index(models_uri: str, use_case: str, rebuild: bool = False) -> dict[str, Any]:
+    """Bring models/<use_case>/index.json up to date with the version and evaluation files, and write it.
+
+    Only files whose etag changed since the stored index are read again (every file with `rebuild`). After writing,
+    the files are listed again: if another writer (a CLI rollback or prune beside the DAG) changed them meanwhile,
+    the index is built again, so the index written last is never older than the files.
+    """
+    previous = None if rebuild else read_index(models_uri, use_case)
+    for _ in range(INDEX_ATTEMPTS):
+        index = build_index(models_uri, use_case, previous)
+        storage.write_json(layout.index_uri(models_uri, use_case), index)
+        if _index_sources(index) == _listed_sources(models_uri, use_case):
+            break
+        previous = index
+    return index
+
+
+def build_index(models_uri: str, use_case: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The index of the files as they are listed now, taking from `previous` each entry whose files are unchanged."""
+    versions, evaluations = _listed_sources(models_uri, use_case)
+    old_versions = {e["folder"]: e for e in (previous or {}).get("versions", [])}
+    old_evaluations = {e["name"]: e for e in (previous or {}).get("evaluations", [])}
+    version_entries = [
+        old if (old := old_versions.get(folder)) and old["sources"] == files
+        else _version_entry(models_uri, use_case, folder, files) for folder, files in sorted(versions.items())]
+    evaluation_entries = [
+        old if (old := old_evaluations.get(name)) and old["etag"] == etag
+        else _evaluation_entry(models_uri, use_case, name, etag) for name, etag in sorted(evaluations.items())]
+    return {"format": INDEX_FORMAT, "use_case": use_case,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "versions": sorted((e for e in version_entries if e), key=lambda e: e["manifest"]["version"]),
+            "evaluations": sorted((e for e in evaluation_entries if e), key=lambda e: _evaluation_order(
+                e["evaluation"]))}
+
+
+def _listed_sources(models_uri: str, use_case: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """The etags of what the index briefs, from two listings: per complete version folder, of each of its
+    INDEX_SOURCES; per evaluation file, its own."""
+    base = layout.versions_uri(models_uri, use_case)
+    versions: dict[str, dict[str, str]] = {}
+    for info in storage.list_objects(base, suffix=INDEX_SOURCES):
+        folder, _, name = info.uri[len(base) + 1:].partition("/")
+        if name in INDEX_SOURCES:  # right in the version's folder, not deeper
+            versions.setdefault(folder, {})[name] = info.etag
+    evaluations = layout.evaluations_uri(models_uri, use_case)
+    return ({folder: files for folder, files in versions.items() if layout.MANIFEST in files},
+            {info.uri[len(evaluations) + 1:]: info.etag for info in storage.list_objects(evaluations, ".json")})
+
+
+def _index_sources(index: dict[str, Any]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    return ({e["folder"]: e["sources"] for e in index["versions"]},
+            {e["name"]: e["etag"] for e in index["evaluations"]})
+
+
+def _read_json_if_exists(uri: str) -> Any:
+    found = storage.read_if_exists(uri)
+    return json.loads(found) if found is not None else None
+
+
+def _version_entry(models_uri: str, use_case: str, folder: str, files: dict[str, str]) -> dict[str, Any] | None:
+    """A version in brief; None when it vanished since the listing (pruned meanwhile)."""
+    uri = version_uri(models_uri, use_case, folder)
+    manifest = _read_json_if_exists(storage.join(uri, layout.MANIFEST))
+    if manifest is None:
+        return None
+    metrics = (_read_json_if_exists(storage.join(uri, layout.METRICS)) if layout.METRICS in files else None) or {}
+    promotion = _read_json_if_exists(storage.join(uri, layout.PROMOTION)) if layout.PROMOTION in files else None
+    return {"folder": folder, "sources": files, "manifest": _pick(manifest, INDEX_MANIFEST),
+            "metrics": _pick(metrics, INDEX_METRICS), "promotion": promotion}
+
+
+def _evaluation_entry(models_uri: str, use_case: str, name: str, etag: str) -> dict[str, Any] | None:
+    evaluation = _read_json_if_exists(storage.join(layout.evaluations_uri(models_uri, use_case), name))
+    return {"name": name, "etag": etag, "evaluation": evaluation_brief(evaluation)} if evaluation else None
+
+
+def _pick(document: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: document[key] for key in keys if key in document}
+
+
+def _evaluation_order(evaluation: dict[str, Any]) -> tuple[str, str]:
+    return evaluation["evaluated_at"], evaluation["run_id"]
+
+
+def evaluation_brief(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation without its backtest's equity curves, the bulk of it (the newest one's are read alone)."""
+    if "backtest" not in evaluation:
+        return evaluation
+    return {**evaluation, "backtest": {k: v for k, v in evaluation["backtest"].items() if k != "curves"}}
+
+
+def indexed_versions(index: dict[str, Any], current: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The complete versions as `list_versions` gives them, oldest first, from the index: their manifests and metrics
+    in brief (INDEX_MANIFEST, INDEX_METRICS)."""
+    return [listed_version(e["manifest"], e["metrics"], e["promotion"], current) for e in index["versions"]]
+
+
+def indexed_evaluations(index: dict[str, Any]) -> list[dict[str, Any]]:
+    """The evaluations in brief, oldest first, as `list_evaluations` gives them but for the curves."""
+    return [e["evaluation"] for e in index["evaluations"]]
+
+
+def indexed_evaluation(models_uri: str, use_case: str, index: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """One evaluation of the index in full, curves and all."""
+    name = next(e["name"] for e in index["evaluations"] if e["evaluation"]["run_id"] == run_id)
+    return storage.read_json(storage.join(layout.evaluations_uri(models_uri, use_case), name))
+
+
+# --- retention ----------------------------------------------------------------------------------------------------
+
+ABANDONED_AFTER_SECONDS = 24 * 3600  # an incomplete version untouched this long is a failed run's, not being written
+
+
+def served_versions(index: dict[str, Any], current: dict[str, Any] | None) -> set[str]:
+    """Every version that ever served, as model or as state: current.json's record and the promotion records."""
+    pointer = current or {}
+    served = set(served_by(pointer)) | {v for v in [pointer.get("previous_version")] if v}
+    for entry in index["versions"]:
+        record = entry["promotion"] or {}
+        if record.get("promoted"):
+            served.add(record["candidate"])
+        served |= {v for v in (record.get("state_version"), record.get("champion")) if v}
+    return served
+
+
+def prune_plan(models_uri: str, use_case: str, keep: int) -> list[str]:
+    """The version folders retention removes: complete versions older than the newest `keep` that never served,
+    and incomplete ones older than the newest complete version and untouched for ABANDONED_AFTER_SECONDS. Nothing
+    when `keep` is 0 (keep every version)."""
+    if keep <= 0:
+        return []
+    index = fresh_index(models_uri, use_case)
+    complete = [e["folder"] for e in index["versions"]]
+    kept = set(complete[-keep:]) | served_versions(index, read_current(models_uri, use_case))
+    newest = max(complete, default="")
+    folders = [uri.rsplit("/", 1)[1] for uri in storage.list_folders(layout.versions_uri(models_uri, use_case))]
+    return [folder for folder in folders if folder not in kept and (
+        folder in complete or (folder < newest and _abandoned(version_uri(models_uri, use_case, folder))))]
+
+
+def _abandoned(folder_uri: str) -> bool:
+    newest = max((info.modified for info in storage.list_objects(folder_uri)), default=0.0)
+    return time.time() - newest > ABANDONED_AFTER_SECONDS
+
+
+def prune(models_uri: str, use_case: str, keep: int, dry_run: bool = False) -> list[str]:
+    """Remove what `prune_plan` names (only name it with `dry_run`), then bring the index up to date."""
+    doomed = prune_plan(models_uri, use_case, keep)
+    if dry_run:
+        return doomed
+    removed = [folder for folder in doomed if _remove_version(models_uri, use_case, folder)]
+    update_index(models_uri, use_case)
+    return removed
+
+
+def _remove_version(models_uri: str, use_case: str, folder: str) -> bool:
+    """Delete one version folder, manifest first so that no reader meets a complete version half gone.
+
+    current.json is read again just before: a rollback to this version since the plan keeps it. A rollback that
+    lands after this read finds the manifest gone once it has written current.json, and undoes itself (`rollback`).
+    """
+    if folder in served_by(read_current(models_uri, use_case) or {}):
+        return False
+    storage.delete(layout.version_file(models_uri, use_case, folder, layout.MANIFEST))
+    storage.delete_prefix(version_uri(models_uri, use_case, folder))
+    return True
