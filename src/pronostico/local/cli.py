@@ -92,6 +92,14 @@ def _model_commands(commands: Any) -> None:
     rollback.add_argument("--use-case", required=True, choices=sorted(USE_CASES))
     rollback.add_argument("--version", required=True)
     rollback.set_defaults(handler=cmd_models_rollback)
+    reindex = models.add_parser("reindex", help="rebuild the index the models page reads from every version file")
+    reindex.add_argument("--use-case", choices=sorted(USE_CASES), help="default: every use case")
+    reindex.set_defaults(handler=cmd_models_reindex)
+    prune = models.add_parser("prune", help="remove old versions that never served, keeping the newest ones")
+    prune.add_argument("--use-case", choices=sorted(USE_CASES), help="default: every use case")
+    prune.add_argument("--keep", type=int, help="versions to keep (default: PRONOSTICO_REGISTRY_KEEP_VERSIONS)")
+    prune.add_argument("--dry-run", action="store_true", help="only name what would be removed")
+    prune.set_defaults(handler=cmd_models_prune)
 
 
 def _data_commands(commands: Any) -> None:
@@ -225,6 +233,30 @@ def cmd_models_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
     rollback(settings.models_uri, args.use_case, args.version)
     print(f"{args.use_case}: current.json now points at {args.version}")
+    return 0
+
+
+def cmd_models_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.core.registry import update_index
+
+    for use_case in [args.use_case] if args.use_case else sorted(USE_CASES):
+        index = update_index(settings.models_uri, use_case, rebuild=True)
+        print(f"{use_case}: indexed {len(index['versions'])} version(s) and {len(index['evaluations'])} "
+              f"evaluation(s)")
+    return 0
+
+
+def cmd_models_prune(args: argparse.Namespace, settings: Settings) -> int:
+    from pronostico.core.registry import prune
+
+    keep = settings.registry_keep_versions if args.keep is None else args.keep
+    if keep < 1:
+        raise ValueError("nothing to prune: PRONOSTICO_REGISTRY_KEEP_VERSIONS keeps every version; "
+                         "pass --keep N (1 or more)")
+    for use_case in [args.use_case] if args.use_case else sorted(USE_CASES):
+        removed = prune(settings.models_uri, use_case, keep, dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        print(f"{use_case}: {verb} {len(removed)} version(s){': ' if removed else ''}{', '.join(removed)}")
     return 0
 
 
