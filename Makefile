@@ -18,7 +18,7 @@ AWSCLI := tools/awscli/.venv
 GOAL_MODELS := tools/goal-models/.venv
 SIMULATOR := tools/iam-simulate/node_modules/.installed
 
-.PHONY: help install system demo down test rehearse lint format bench chaos lambda-zip aws-release clean
+.PHONY: help install system demo down test test-fast rehearse lint format bench chaos lambda-zip aws-release clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,13 @@ test: install ## every test: code, data, model, the stack, and the deploy rehear
 	$(SYSTEM) java nginx mariadb chromium systemd rehearsal
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
+
+# the markers tell the truth (tests/tiers.py fails a test that starts one of these unmarked)
+FAST := not spark and not airflow and not browser and not rehearsal and not chaos_only
+
+test-fast: install ## the tests that need no Spark, Airflow, browser or deploy rehearsal (about a minute)
+	$(SYSTEM) mariadb systemd
+	$(BIN)/pytest -m "$(FAST)"
 
 rehearse: install ## the first AWS deploy against the stand-in, as the guide does it, into docs/DEPLOY.md
 	$(SYSTEM) java nginx mariadb rehearsal
