@@ -11,7 +11,7 @@ import pytest
 
 from pronostico.core.config import Settings, load_settings
 
-pytest_plugins = ["tests.fixtures.pipelines", "tests.tiers"]
+pytest_plugins = ["tests.fixtures.pipelines", "tests.fixtures.tiny_models", "tests.tiers"]
 
 
 @pytest.fixture

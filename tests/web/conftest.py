@@ -1,5 +1,6 @@
-"""Fixtures for the web tier: the Flask app and client on the real trained models, a real MariaDB, and the real
-stack (nginx in front of two gunicorn instances, and the log shipper) on free ports."""
+"""Fixtures for the web tier: the Flask app and client on the tiny models (tests/fixtures/tiny_models.py, no Spark)
+or on the real trained ones, a real MariaDB, and the real stack (nginx in front of two gunicorn instances, and the
+log shipper) on free ports."""
 
 from __future__ import annotations
 
@@ -33,18 +34,34 @@ def app_config(models_uri: str, home: Path, **overrides: Any) -> dict[str, Any]:
             "MODEL_POLL_SECONDS": 0, "SPOOL_SEGMENT_BYTES": 1 << 20, "ANALYTICS_CACHE_SECONDS": 0, **overrides}
 
 
-@pytest.fixture
-def app(settings: Settings, trained_models: str) -> Iterator[Any]:
+def _app(models_uri: str, home: Path) -> Iterator[Any]:
     from app import create_app
 
-    application = create_app(app_config(trained_models, settings.home))
+    application = create_app(app_config(models_uri, home))
     yield application
     application.extensions["pronostico"].spool.close()
 
 
 @pytest.fixture
+def app(settings: Settings, tiny_models: str) -> Iterator[Any]:
+    """The app on the tiny models: what a test of the web tier's own behaviour needs, in the fast tier."""
+    yield from _app(tiny_models, settings.home)
+
+
+@pytest.fixture
 def client(app: Any) -> Any:
     return app.test_client()
+
+
+@pytest.fixture
+def trained_app(settings: Settings, trained_models: str) -> Iterator[Any]:
+    """The app on the real trained models (Spark), for a test that asserts a fact of the real data."""
+    yield from _app(trained_models, settings.home)
+
+
+@pytest.fixture
+def trained_client(trained_app: Any) -> Any:
+    return trained_app.test_client()
 
 
 @pytest.fixture

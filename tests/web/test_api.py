@@ -1,4 +1,5 @@
-"""The JSON API through the Flask test client, on the real trained models: every endpoint and every error."""
+"""The JSON API through the Flask test client, on the tiny models (the real ones where a test asserts real data):
+every endpoint and every error."""
 
 from __future__ import annotations
 
@@ -60,10 +61,10 @@ def test_models_lists_versions_metrics_and_baselines(client):
         assert quality["verdict"] in ("beats", "marginal", "none")
 
 
-def test_teams_and_symbols(client):
-    teams = client.get("/api/v1/matchups/teams").get_json()
+def test_teams_and_symbols_of_the_real_data(trained_client):
+    teams = trained_client.get("/api/v1/matchups/teams").get_json()
     assert teams["model_version"] and {"Brazil", "Argentina", "Germany"} <= {t["name"] for t in teams["teams"]}
-    symbols = client.get("/api/v1/assets/symbols").get_json()
+    symbols = trained_client.get("/api/v1/assets/symbols").get_json()
     assert {s["symbol"] for s in symbols["symbols"]} == {"AAPL", "BTC-USD", "ETH-USD", "NVDA", "SOL-USD", "SPY"}
     assert all(s["last_bar"] for s in symbols["symbols"])
 
@@ -168,13 +169,13 @@ def test_without_a_model_predictions_are_503_json(settings, tmp_path):
     assert client.get("/api/v1/models").get_json()["assets"]["available"] is False
 
 
-def test_a_prediction_that_cannot_be_spooled_is_not_answered(settings, trained_models, tmp_path):
+def test_a_prediction_that_cannot_be_spooled_is_not_answered(settings, tiny_models, tmp_path):
     from app import create_app
     from tests.web.conftest import app_config
 
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the spool directory should be")
-    client = create_app(app_config(trained_models, settings.home, SPOOL_DIR=str(blocked))).test_client()
+    client = create_app(app_config(tiny_models, settings.home, SPOOL_DIR=str(blocked))).test_client()
     answer = client.post("/api/v1/assets/predict", json={"symbol": "SPY"})
     assert answer.status_code == 503
     assert answer.get_json()["error"]["code"] == "log_unavailable"

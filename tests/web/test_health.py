@@ -17,7 +17,7 @@ def test_healthz_is_200_with_every_promoted_model_loaded(client):
     assert body["status"] == "ok" and set(body["models"]) == {"matchups", "assets"}
 
 
-def test_healthz_is_200_before_the_first_model_and_says_so(settings, trained_models, tmp_path):
+def test_healthz_is_200_before_the_first_model_and_says_so(settings, tiny_models, tmp_path):
     """A new stack's instances must pass the ALB health check with an empty models bucket."""
     from app import create_app
 
@@ -31,7 +31,7 @@ def test_healthz_is_200_before_the_first_model_and_says_so(settings, trained_mod
     assert "errors" not in body
     predict = client.post("/api/v1/assets/predict", json={"symbol": "SPY"})
     assert predict.status_code == 503 and predict.get_json()["error"]["code"] == "no_model"
-    copy_models(trained_models, tmp_path / "models")
+    copy_models(tiny_models, tmp_path / "models")
     app.extensions["pronostico"].store.refresh()  # what the worker's poller does
     body = client.get("/healthz").get_json()
     assert set(body["models"]) == {"matchups", "assets"} and "not_promoted" not in body
@@ -49,10 +49,10 @@ def test_healthz_is_503_when_the_promoted_model_cannot_be_read(settings, tmp_pat
     assert set(answer.get_json()["errors"]) == {"matchups"} and answer.get_json()["not_promoted"] == ["assets"]
 
 
-def test_healthz_is_503_when_a_promoted_model_fails_to_load(settings, trained_models, tmp_path):
+def test_healthz_is_503_when_a_promoted_model_fails_to_load(settings, tiny_models, tmp_path):
     from app import create_app
 
-    models_uri = copy_models(trained_models, tmp_path / "models")
+    models_uri = copy_models(tiny_models, tmp_path / "models")
     version = registry.read_current(models_uri, "assets")["version"]
     (tmp_path / "models" / "assets" / "versions" / version / "forest.npz").write_bytes(b"broken")
     answer = create_app(app_config(models_uri, settings.home)).test_client().get("/healthz")
@@ -80,12 +80,12 @@ def test_metrics_count_predictions_in_prometheus_text(client):
     assert "pronostico_spool_flushes_total" in text and "pronostico_spool_unflushed_bytes" in text
 
 
-def test_a_promoted_model_swaps_in_without_failing_a_request(settings, trained_models, tmp_path):
+def test_a_promoted_model_swaps_in_without_failing_a_request(settings, tiny_models, tmp_path):
     """Requests flow from a thread while a new version is promoted and the store refreshes, as its poller does
     (the poller itself runs in the gunicorn workers of test_stack.py)."""
     from app import create_app
 
-    models_uri = copy_models(trained_models, tmp_path / "models")
+    models_uri = copy_models(tiny_models, tmp_path / "models")
     old = registry.read_current(models_uri, "matchups")["version"]
     new = f"{old}-swap"
     versions = tmp_path / "models" / "matchups" / "versions"

@@ -1,8 +1,8 @@
 """The models page and its API (/api/v1/models/<use_case>/...), and the per-class and prospective /metrics.
 
-The registry is the real trained one, copied, with by hand: a second matchups version that was not promoted but
-lends the champion its state, and per use case three evaluations in the registry's shape (scored, too small,
-scored), the assets ones with a backtest built by pronostico.core.backtest.
+The registry is the tiny one (tests/fixtures/tiny_models.py), copied, with by hand: a second matchups version that was
+not promoted but lends the champion its state, and per use case three evaluations in the registry's shape (scored,
+too small, scored), the assets ones with a backtest built by pronostico.core.backtest.
 """
 
 from __future__ import annotations
@@ -129,8 +129,8 @@ class Registry:
     holdout_backtest: dict[str, Any]
 
 
-def build_registry(trained_models: str, root: Path) -> Registry:
-    uri = copy_models(trained_models, root)
+def build_registry(models_uri: str, root: Path) -> Registry:
+    uri = copy_models(models_uri, root)
     serving = {name: registry.read_current(uri, name)["version"] for name in USE_CASES}
     lend_state(root, uri, serving["matchups"])
     holdout = ensure_holdout_backtest(uri, serving["assets"])
@@ -153,8 +153,8 @@ def lend_state(root: Path, models_uri: str, champion: str) -> None:
 
 
 @pytest.fixture
-def built(trained_models, tmp_path) -> Registry:
-    return build_registry(trained_models, tmp_path / "models")
+def built(tiny_models, tmp_path) -> Registry:
+    return build_registry(tiny_models, tmp_path / "models")
 
 
 @pytest.fixture
@@ -389,11 +389,11 @@ def test_the_page_shows_each_use_cases_sections(models_client, built):
     assert 'aria-current="page">Models</a>' in page
 
 
-def test_the_page_says_what_to_do_when_there_is_nothing_yet(settings, trained_models, tmp_path):
+def test_the_page_says_what_to_do_when_there_is_nothing_yet(settings, tiny_models, tmp_path):
     from app import create_app
     from pronostico.prediction_log import db
 
-    uri = copy_models(trained_models, tmp_path / "models")
+    uri = copy_models(tiny_models, tmp_path / "models")
     for name in USE_CASES:
         shutil.rmtree(tmp_path / "models" / name / "evaluations", ignore_errors=True)
     serving = registry.read_current(uri, "assets")["version"]
@@ -461,10 +461,10 @@ def test_metrics_show_the_newest_scored_evaluation(models_client, built):
         assert metric(text, f"pronostico_prospective_rows{labels}") == newest["rows"]
 
 
-def test_metrics_leave_out_an_evaluation_too_small_to_score(settings, trained_models, tmp_path):
+def test_metrics_leave_out_an_evaluation_too_small_to_score(settings, tiny_models, tmp_path):
     from app import create_app
 
-    uri = copy_models(trained_models, tmp_path / "models")
+    uri = copy_models(tiny_models, tmp_path / "models")
     serving = registry.read_current(uri, "assets")["version"]
     write_evaluations(uri, "assets", serving, [], losses=(0.9, None))  # the newest one is too small
     app = create_app(app_config(uri, settings.home))
