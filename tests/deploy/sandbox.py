@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -60,6 +61,21 @@ def run_checked(args: list[str], what: str) -> str:
 
 def pid_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
+
+
+def private_tmp_lines(checkout: Path = REPO) -> list[str]:
+    """Mount a private /tmp and /dev/shm; a checkout under /tmp (a clone in /tmp/x) is bound back at its own path.
+
+    The hosts need the checkout after /tmp is hidden (the shims, the AWS CLI, the code they install), so it is bound
+    to a directory of the sandbox's own /run overlay first and moved back on top of the new /tmp afterwards.
+    """
+    hidden = checkout.is_relative_to("/tmp") or checkout.is_relative_to("/dev/shm")
+    held, path = "/run/.rehearsal-checkout", shlex.quote(str(checkout))
+    lines = [f"mkdir -p {held}", f"mount --bind {path} {held}"] if hidden else []
+    lines += ["mount -t tmpfs -o mode=1777 tmpfs /tmp", "mount -t tmpfs -o mode=1777 tmpfs /dev/shm"]
+    if hidden:
+        lines += [f"mkdir -p {path}", f"mount --move {held} {path}", f"rmdir {held}"]
+    return lines
 
 
 @dataclass(frozen=True)
@@ -248,7 +264,7 @@ class Host:
             if top == "var":
                 # Before /root is overlaid: the bind must reach the host's cache, not a copy-up of it.
                 lines += ["mkdir -p /var/cache/uv", f"mount --bind {uv_cache} /var/cache/uv"]
-        lines += ["mount -t tmpfs -o mode=1777 tmpfs /tmp", "mount -t tmpfs -o mode=1777 tmpfs /dev/shm"]
+        lines += private_tmp_lines()
         # The host resolves its own name, as in a VPC. Without a way out, any other name fails at once instead of
         # waiting on a nameserver this namespace cannot reach.
         lines += [f"echo '{self.address} {self.name}' >> /etc/hosts"]
