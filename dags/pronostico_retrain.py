@@ -7,7 +7,11 @@ picks the backend:
 - **emr**: validate and locate the input -> stage the code -> build the cluster request, steps included -> create a
   transient spot cluster with its steps -> list their ids -> watch each step -> terminate the cluster (always) ->
   promote -> a watcher that fails the run if anything failed.
-- **local**: validate and locate the input -> the same steps through spark-submit in local mode -> promote.
+- **local**: validate and locate the input -> the same steps in one spark-submit in local mode -> promote.
+
+An upload refits the forest with the champion's tuned hyperparameters; the weekly schedule, a conf with
+`"retune": true` (`pronostico trigger --retune`), a first model and a change of features, input schema or training
+settings run the hyperparameter grid again (`pronostico.pipeline.train.choose_tuning`).
 
 The steps are `pronostico.pipeline.steps.pipeline_steps`, defined once; the tasks call `pronostico.orchestration.tasks`.
 """
@@ -23,6 +27,7 @@ from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator,
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
 from airflow.sdk import DAG, TriggerRule, chain, get_current_context, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.utils.types import DagRunType
 
 from pronostico.core.config import load_settings
 from pronostico.orchestration import tasks as orchestration
@@ -33,7 +38,6 @@ COMPUTE = SETTINGS.compute  # fixed when the file is parsed
 if COMPUTE not in ("local", "emr"):
     raise ValueError(f"PRONOSTICO_COMPUTE must be 'local' or 'emr', not {COMPUTE!r}")
 SCHEDULE = None if SETTINGS.airflow.schedule.lower() in ("", "none") else SETTINGS.airflow.schedule
-STEP_NAMES = orchestration.step_names(SETTINGS)  # convert_csv_to_parquet, train_model
 EMR = SETTINGS.emr
 
 
@@ -47,7 +51,9 @@ def plan_retrain() -> list[dict[str, Any]]:
     """Validate and locate the input; an empty plan (nothing new to train on) skips the rest of the run."""
     context = get_current_context()
     try:
-        plans = orchestration.plan_retrain(SETTINGS, context["dag_run"].conf or {}, context["run_id"])
+        run = context["dag_run"]
+        plans = orchestration.plan_retrain(SETTINGS, run.conf or {}, context["run_id"],
+                                           scheduled=run.run_type == DagRunType.SCHEDULED)
     except orchestration.RunRejected as rejection:
         raise AirflowFailException(str(rejection)) from None
     return [plan.to_xcom() for plan in plans]
@@ -72,9 +78,10 @@ def list_steps(cluster_id: str, request: dict[str, Any]) -> list[str]:
 
 
 @task
-def spark_step(plans: list[dict[str, Any]], step_name: str) -> list[dict[str, Any]]:
+def spark_steps(plans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """convert_csv_to_parquet, then train_model, in one local spark-submit: one JVM start, not one per step."""
     try:
-        return orchestration.run_step(SETTINGS, _plans(plans), step_name, get_current_context()["run_id"])
+        return orchestration.run_spark_steps(SETTINGS, _plans(plans), get_current_context()["run_id"])
     except StepFailed as failure:
         raise AirflowFailException(orchestration.describe_failure(failure)) from None
 
@@ -125,4 +132,4 @@ with DAG(
         watch_steps >> promoted  # promote only when every step succeeded, and after the cluster is gone
         list(dag.tasks) >> watcher()
     else:
-        chain(plans, *[spark_step.override(task_id=name)(plans, name) for name in STEP_NAMES], promote(plans))
+        chain(plans, spark_steps(plans), promote(plans))

@@ -16,7 +16,7 @@ import sys
 
 from pronostico.core.usecases import get_use_case
 from pronostico.pipeline.convert import DEFAULT_MAX_BAD_FRACTION, FileRejected, convert
-from pronostico.pipeline.spark import spark_session
+from pronostico.pipeline.spark import step_session
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,15 +32,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    spark = spark_session(f"pronostico-convert-{args.use_case}")
-    try:
-        report = convert(spark, get_use_case(args.use_case), args.input, args.output, args.quarantine,
-                         args.run_id, args.max_bad_fraction)
-    except FileRejected as rejection:
-        print(f"REJECTED: {rejection}", file=sys.stderr)
-        return 1
-    finally:
-        spark.stop()
+    with step_session(f"pronostico-convert-{args.use_case}") as spark:
+        try:
+            report = convert(spark, get_use_case(args.use_case), args.input, args.output, args.quarantine,
+                             args.run_id, args.max_bad_fraction)
+        except FileRejected as rejection:
+            print(f"REJECTED: {rejection}", file=sys.stderr)
+            return 1
     summary = {"rows_read": report.rows_read, "rows_kept": report.rows_kept,
                "rows_quarantined": report.rows_quarantined, "output": report.output_uri}
     print(f"PRONOSTICO_RESULT {json.dumps(summary)}")

@@ -60,8 +60,7 @@ def test_a_copied_file_is_trained_on_and_promoted(watched: LiveAirflow, shared_d
     run = watched.wait_for_run(run_id, RUN_TIMEOUT)
     assert run["state"] == "success", watched.task_states(run_id)
     assert run["conf"]["key"] == "assets/SPY.csv" and run["conf"]["source"] == "s3-event"
-    assert watched.task_states(run_id) == {"plan_retrain": "success", "convert_csv_to_parquet": "success",
-                                           "train_model": "success", "promote": "success"}
+    assert watched.task_states(run_id) == {"plan_retrain": "success", "spark_steps": "success", "promote": "success"}
 
     models = watched.settings.models_uri
     current = read_current(models, "assets")
@@ -88,7 +87,7 @@ def test_a_malformed_upload_fails_at_validation_and_is_quarantined(watched: Live
     assert run["state"] == "failed"
     states = watched.task_states(run_id)
     assert states["plan_retrain"] == "failed"
-    assert {states[t] for t in ("convert_csv_to_parquet", "train_model", "promote")} == {"upstream_failed"}
+    assert {states[t] for t in ("spark_steps", "promote")} == {"upstream_failed"}
     assert "wrong header" in watched.task_log(run_id, "plan_retrain")
     quarantine = storage.local_path(storage.join(watched.settings.processed_uri, "quarantine", "assets",
                                               storage.safe_name(run_id)))

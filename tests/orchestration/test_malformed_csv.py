@@ -23,7 +23,8 @@ from pronostico.core import storage
 from pronostico.core.config import Settings
 from pronostico.core.layout import rejected_marker
 from pronostico.core.registry import current_uri, promote_candidate, read_current
-from pronostico.pipeline.steps import SCRIPTS_DIR, pipeline_steps, quarantine_uri
+from pronostico.pipeline.launcher import SCRIPTS_DIR
+from pronostico.pipeline.steps import pipeline_steps, quarantine_uri
 from tests.code.test_registry import GOOD, make_version
 
 pytestmark = [pytest.mark.spark, pytest.mark.chaos]

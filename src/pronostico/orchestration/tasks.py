@@ -6,10 +6,12 @@ A run's conf comes from the trigger (lambda_trigger.events.Upload.conf) or from 
     {"use_case": "assets", "input_uris": ["s3://.../assets/SPY.csv"]}         explicit inputs
     {}                                                                     every use case with raw data (the schedule)
 
-plus, optionally, "train_params" (TrainConfig overrides, an object or JSON text) and "force" (train even when the
-serving model was trained on exactly these inputs). `plan_retrain` turns it into one PlannedRun per use case; the
-local backend runs their `pipeline_steps` with `run_step_locally`, the EMR backend passes them as `emr_step`s in
-the cluster's creation request (`cluster_request`); promotion comes last either way.
+plus, optionally, "train_params" (TrainConfig overrides, an object or JSON text), "force" (train even when the
+serving model was trained on exactly these inputs) and "retune" (run the hyperparameter grid again rather than
+refit with the champion's parameters; the weekly schedule always retunes). `plan_retrain` turns it into one
+PlannedRun per use case; the local backend runs their `pipeline_steps` in one spark-submit (`run_spark_steps`),
+the EMR backend passes them as `emr_step`s in the cluster's creation request (`cluster_request`); promotion comes
+last either way.
 """
 
 from __future__ import annotations
@@ -27,13 +29,13 @@ from pronostico.core.config import PROJECT_ROOT, Settings
 from pronostico.core.usecases import USE_CASES, get_use_case
 from pronostico.orchestration import packaging
 from pronostico.pipeline import convert as data
+from pronostico.pipeline.launcher import SCRIPTS_DIR
 from pronostico.pipeline.steps import (
-    SCRIPTS_DIR,
     StepFailed,
     emr_step,
     pipeline_steps,
     quarantine_uri,
-    run_step_locally,
+    run_steps_locally,
 )
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class PlannedRun:
     input_uris: tuple[str, ...]
     train_params: str = ""
     trigger_uri: str = ""  # the uploaded object that started the run, if one did
+    retune: bool = False  # tune the hyperparameters again; otherwise the train step refits with the champion's
 
     def to_xcom(self) -> dict[str, Any]:
         return {**asdict(self), "input_uris": list(self.input_uris)}
@@ -59,21 +62,18 @@ class PlannedRun:
         return cls(**{**value, "input_uris": tuple(value["input_uris"])})
 
 
-def step_names(settings: Settings) -> list[str]:
-    """The names of `pipeline_steps`, in order: they do not depend on a run's inputs."""
-    return [step.name for step in pipeline_steps(settings, next(iter(USE_CASES)), [], "")]
-
-
 # --- validate and locate the input -------------------------------------------------------------------------------
 
-def plan_retrain(settings: Settings, conf: Mapping[str, Any], run_id: str) -> list[PlannedRun]:
-    """One PlannedRun per use case to retrain; empty when there is nothing to do."""
-    train_params = _train_params(conf.get("train_params") or settings.train_params)
-    force = bool(conf.get("force", False))
+def plan_retrain(settings: Settings, conf: Mapping[str, Any], run_id: str,
+                 scheduled: bool = False) -> list[PlannedRun]:
+    """One PlannedRun per use case to retrain; empty when there is nothing to do. A scheduled run retunes."""
+    options = {"train_params": _train_params(conf.get("train_params") or settings.train_params),
+               "retune": scheduled or _flag(conf, "retune")}
+    force = _flag(conf, "force")
     if not conf.get("use_case"):
         if conf.get("key") or conf.get("input_uris"):
             raise RunRejected("conf names inputs but no use_case")
-        return [PlannedRun(uc, inputs, train_params) for uc in USE_CASES
+        return [PlannedRun(uc, inputs, **options) for uc in USE_CASES
                 if (inputs := _training_inputs(settings, uc))]
     use_case = str(conf["use_case"])
     if use_case not in USE_CASES:
@@ -82,21 +82,28 @@ def plan_retrain(settings: Settings, conf: Mapping[str, Any], run_id: str) -> li
         inputs = tuple(str(uri) for uri in conf["input_uris"])
         for uri in inputs:
             _check_input(settings, use_case, uri, run_id)
-        return [PlannedRun(use_case, inputs, train_params)]
+        return [PlannedRun(use_case, inputs, **options)]
     if not conf.get("key"):
-        return _whole_use_case(settings, use_case, train_params)
-    return _triggered_by_upload(settings, conf, use_case, run_id, train_params, force)
+        return _whole_use_case(settings, use_case, options)
+    return _triggered_by_upload(settings, conf, use_case, run_id, options, force)
 
 
-def _whole_use_case(settings: Settings, use_case: str, train_params: str) -> list[PlannedRun]:
+def _flag(conf: Mapping[str, Any], name: str) -> bool:
+    value = conf.get(name, False)
+    if not isinstance(value, bool):
+        raise RunRejected(f"{name} must be true or false, not {value!r}")
+    return value
+
+
+def _whole_use_case(settings: Settings, use_case: str, options: Mapping[str, Any]) -> list[PlannedRun]:
     inputs = _training_inputs(settings, use_case)
     if not inputs:
         raise RunRejected(f"no valid raw CSV under {storage.join(settings.raw_uri, use_case)}")
-    return [PlannedRun(use_case, inputs, train_params)]
+    return [PlannedRun(use_case, inputs, **options)]
 
 
 def _triggered_by_upload(settings: Settings, conf: Mapping[str, Any], use_case: str, run_id: str,
-                         train_params: str, force: bool) -> list[PlannedRun]:
+                         options: Mapping[str, Any], force: bool) -> list[PlannedRun]:
     trigger = object_uri(settings, str(conf.get("bucket", "")), str(conf["key"]))
     info = _check_input(settings, use_case, trigger, run_id)
     if conf.get("etag") and conf["etag"] != info.etag:
@@ -115,7 +122,7 @@ def _triggered_by_upload(settings: Settings, conf: Mapping[str, Any], use_case: 
         LOG.info("the serving %s model was trained on exactly these %d inputs: nothing to retrain "
                  "(trigger with \"force\": true to train anyway)", use_case, len(inputs))
         return []
-    return [PlannedRun(use_case, inputs, train_params, trigger)]
+    return [PlannedRun(use_case, inputs, trigger_uri=trigger, **options)]
 
 
 def object_uri(settings: Settings, bucket: str, key: str) -> str:
@@ -153,14 +160,9 @@ def _training_inputs(settings: Settings, use_case: str) -> tuple[str, ...]:
 
 def champion_inputs(settings: Settings, use_case: str) -> set[tuple[str, str]]:
     """(uri, etag) of each input the serving model was trained on; empty when nothing is serving."""
-    from pronostico.core.layout import version_uri
-    from pronostico.core.registry import read_current
+    from pronostico.core.registry import champion_manifest
 
-    current = read_current(settings.models_uri, use_case)
-    if not current:
-        return set()
-    manifest = storage.read_json(storage.join(version_uri(settings.models_uri, use_case, current["version"]),
-                                              "manifest.json"))
+    manifest = champion_manifest(settings.models_uri, use_case) or {}
     return {(i["uri"], i["etag"]) for i in manifest.get("inputs", [])}
 
 
@@ -177,22 +179,18 @@ def _train_params(value: Any) -> str:
 
 # --- the local backend -----------------------------------------------------------------------------------------
 
-def run_step(settings: Settings, plans: Sequence[PlannedRun], step_name: str, run_id: str) -> list[dict[str, Any]]:
-    """Run one of `pipeline_steps` through spark-submit in local mode, for each planned use case."""
+def run_spark_steps(settings: Settings, plans: Sequence[PlannedRun], run_id: str) -> list[dict[str, Any]]:
+    """Run `pipeline_steps` in local mode, one spark-submit for each planned use case: its steps' results."""
     log_dir = settings.logs_dir / "steps" / storage.safe_name(run_id)
     results = []
     for plan in plans:
-        step = _named_step(settings, plan, step_name, run_id)
-        LOG.info("%s for %s: %d input(s); step log %s", step.name, plan.use_case, len(plan.input_uris),
-                 log_dir / f"{step.name}.log")
-        results.append(run_step_locally(step, settings, log_dir))
-        LOG.info("%s for %s: %s", step.name, plan.use_case, json.dumps(results[-1]))
+        steps = pipeline_steps(settings, plan.use_case, plan.input_uris, run_id, plan.train_params, plan.retune)
+        log_path = log_dir / f"{plan.use_case}.log"
+        LOG.info("%s for %s: %d input(s); step log %s", ", then ".join(s.name for s in steps), plan.use_case,
+                 len(plan.input_uris), log_path)
+        results.append(run_steps_locally(steps, settings, log_path))
+        LOG.info("%s: %s", plan.use_case, json.dumps(results[-1]))
     return results
-
-
-def _named_step(settings: Settings, plan: PlannedRun, step_name: str, run_id: str) -> Any:
-    steps = pipeline_steps(settings, plan.use_case, plan.input_uris, run_id, plan.train_params)
-    return next(step for step in steps if step.name == step_name)
 
 
 def describe_failure(failure: StepFailed) -> str:
@@ -206,7 +204,8 @@ def describe_failure(failure: StepFailed) -> str:
 def emr_steps(settings: Settings, plans: Sequence[PlannedRun], code_uri: str, run_id: str) -> list[dict[str, Any]]:
     """The same `pipeline_steps`, as EMR steps, for every planned use case in turn."""
     return [emr_step(step, code_uri, plan.use_case) for plan in plans
-            for step in pipeline_steps(settings, plan.use_case, plan.input_uris, run_id, plan.train_params)]
+            for step in pipeline_steps(settings, plan.use_case, plan.input_uris, run_id, plan.train_params,
+                                       plan.retune)]
 
 
 PYSPARK_PYTHON = "/usr/bin/python3.11"  # installed by bootstrap/emr/bootstrap.sh

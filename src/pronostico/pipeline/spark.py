@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pronostico.core.config import Settings, load_settings
@@ -34,3 +36,18 @@ def spark_session(app_name: str, settings: Settings | None = None) -> Any:
     for key, value in session_config(settings or load_settings()).items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
+
+
+@contextmanager
+def step_session(app_name: str) -> Iterator[Any]:
+    """A step script's session, stopped when the step ends, unless a launcher that runs several steps in one JVM
+    (`pronostico.pipeline.launcher`) started it: then it is that launcher's, and lives on for the next step."""
+    from pyspark.sql import SparkSession
+
+    borrowed = SparkSession.getActiveSession() is not None
+    spark = spark_session(app_name)
+    try:
+        yield spark
+    finally:
+        if not borrowed:
+            spark.stop()

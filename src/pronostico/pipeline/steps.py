@@ -1,12 +1,14 @@
 """The pipeline's steps, defined once, and the local backend that runs them.
 
-`pipeline_steps` is the single list of Spark steps for a run. The local backend runs each
-through the `spark-submit` that pyspark ships, in local mode; the EMR backend (dags/) turns
-the very same steps into EMR steps with `emr_step`. Only the launcher differs.
+`pipeline_steps` is the single list of Spark steps for a run. The local backend runs them in
+one `spark-submit` (the one pyspark ships, in local mode), whose launcher (`launcher.py`) calls
+each step script's `main` in turn on one session; the EMR backend (dags/) turns the very same
+steps into EMR steps with `emr_step`. Only the launcher differs.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -17,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from pronostico.core import layout, storage
-from pronostico.core.config import PROJECT_ROOT, Settings
+from pronostico.core.config import Settings
 from pronostico.core.usecases import get_use_case
+from pronostico.pipeline import launcher
+from pronostico.pipeline.launcher import STEP_PREFIX
 
-SCRIPTS_DIR = PROJECT_ROOT / "emr_scripts"
 RESULT_PREFIX = "PRONOSTICO_RESULT "
+LAUNCHER = Path(launcher.__file__)
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ def quarantine_uri(settings: Settings, use_case: str) -> str:
 
 
 def pipeline_steps(settings: Settings, use_case: str, input_uris: Sequence[str], run_id: str,
-                   train_params: str = "") -> list[Step]:
+                   train_params: str = "", retune: bool = False) -> list[Step]:
     data = dataset_uri(settings, use_case)
     inputs = [arg for uri in input_uris for arg in ("--input", uri)]
     convert = Step("convert_csv_to_parquet", "convert_csv_to_parquet.py",
@@ -57,6 +61,8 @@ def pipeline_steps(settings: Settings, use_case: str, input_uris: Sequence[str],
     train_args = ("--use-case", use_case, "--data", data, "--models", settings.models_uri, "--run-id", run_id)
     if train_params:
         train_args += ("--params", train_params)
+    if retune:
+        train_args += ("--tuning", "grid")
     return [convert, Step("train_model", "train_model.py", train_args)]
 
 
@@ -74,37 +80,49 @@ def emr_step(step: Step, code_uri: str, use_case: str) -> dict[str, Any]:
     }
 
 
-def spark_submit_command(step: Step, settings: Settings) -> list[str]:
+def spark_submit_command(steps: Sequence[Step], settings: Settings) -> list[str]:
+    """One spark-submit for all `steps`: the launcher runs each script's `main` in turn on one session, so a run
+    pays for one JVM and one SparkContext, not one per step."""
     spark_submit = Path(sys.executable).parent / "spark-submit"
+    plan = json.dumps([[step.name, step.script, list(step.args)] for step in steps])
     return [str(spark_submit), "--master", settings.spark_master,
             "--driver-memory", settings.spark_driver_memory,
             "--conf", "spark.ui.enabled=false",
             "--conf", "spark.ui.showConsoleProgress=false",
             "--conf", f"spark.driver.extraJavaOptions=-Djava.io.tmpdir={settings.home / 'tmp'}",
             "--conf", f"spark.local.dir={settings.home / 'tmp' / 'spark'}",
-            str(SCRIPTS_DIR / step.script), *step.args]
+            str(LAUNCHER), plan]
 
 
 def run_step_locally(step: Step, settings: Settings, log_dir: Path) -> dict[str, Any]:
-    """Run one step through spark-submit; its whole output goes to a log file.
+    """One step through spark-submit: its result line as a dict (see `run_steps_locally`)."""
+    return run_steps_locally([step], settings, log_dir / f"{step.name}.log")[step.name]
 
-    Returns the step's result line as a dict. Raises StepFailed with the step's own one-line
-    reason (its last line on stderr) when it exits non-zero.
+
+def run_steps_locally(steps: Sequence[Step], settings: Settings, log_path: Path) -> dict[str, dict[str, Any]]:
+    """Run `steps` in order in one spark-submit; their whole output goes to `log_path`.
+
+    Returns each step's result line as a dict, by step name. Raises StepFailed for the first step that fails, with
+    its own one-line reason (its last line on stderr); the steps after it do not run.
     """
-    import json
-
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     (settings.home / "tmp" / "spark").mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{step.name}.log"
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
     with log_path.open("w") as log:
-        done = subprocess.run(spark_submit_command(step, settings), stdout=subprocess.PIPE,
+        done = subprocess.run(spark_submit_command(steps, settings), stdout=subprocess.PIPE,
                               stderr=log, text=True, env=env, cwd=settings.home, check=False)
         log.write(done.stdout)
+    results: dict[str, dict[str, Any]] = {}
+    current = steps[0].name
+    for line in done.stdout.splitlines():
+        if line.startswith(STEP_PREFIX):
+            current = line[len(STEP_PREFIX):].strip()
+        elif line.startswith(RESULT_PREFIX):
+            results[current] = json.loads(line[len(RESULT_PREFIX):])
     if done.returncode != 0:
-        raise StepFailed(step, _failure_reason(log_path), log_path)
-    results = [line[len(RESULT_PREFIX):] for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    return json.loads(results[-1]) if results else {}
+        failed = next((step for step in steps if step.name == current), steps[0])
+        raise StepFailed(failed, _failure_reason(log_path), log_path)
+    return {step.name: results.get(step.name, {}) for step in steps}
 
 
 def _failure_reason(log_path: Path) -> str:
@@ -117,18 +135,18 @@ def _failure_reason(log_path: Path) -> str:
 
 
 def run_locally(settings: Settings, use_case: str, input_uris: Sequence[str], run_id: str,
-                train_params: str = "", progress: Any = print) -> dict[str, Any]:
-    """convert, then train, then promote; one progress line per stage."""
+                train_params: str = "", progress: Any = print, retune: bool = False) -> dict[str, Any]:
+    """convert, then train (in one spark-submit), then promote; one progress line per stage."""
     from pronostico.core.registry import promote_candidate, version_for_run
 
-    log_dir = settings.logs_dir / "steps" / storage.safe_name(run_id)
-    timings: dict[str, float] = {}
-    results: dict[str, Any] = {}
-    for step in pipeline_steps(settings, use_case, input_uris, run_id, train_params):
-        started = time.monotonic()
-        results[step.name] = run_step_locally(step, settings, log_dir)
-        timings[step.name] = time.monotonic() - started
-        progress(f"{step.name:<24} ok  {timings[step.name]:6.1f}s  {_describe(results[step.name])}")
+    log_path = settings.logs_dir / "steps" / storage.safe_name(run_id) / f"{use_case}.log"
+    steps = pipeline_steps(settings, use_case, input_uris, run_id, train_params, retune)
+    started = time.monotonic()
+    results = run_steps_locally(steps, settings, log_path)
+    timings: dict[str, float] = {"spark_steps": time.monotonic() - started}
+    for step in steps:
+        progress(f"{step.name:<24} ok  {_describe(results[step.name])}")
+    progress(f"{'(one spark-submit)':<24} {timings['spark_steps']:6.1f}s")
     started = time.monotonic()
     decision = promote_candidate(settings.models_uri, use_case, version_for_run(settings.models_uri, use_case, run_id))
     timings["promote"] = time.monotonic() - started
@@ -150,6 +168,7 @@ def _describe(result: dict[str, Any]) -> str:
         return f"{result['rows_kept']} rows kept of {result['rows_read']}, {result['rows_quarantined']} quarantined"
     if "version" in result:
         baselines = ", ".join(f"{k} {v:.4f}" for k, v in result["baselines"].items())
-        line = f"version {result['version']}: log loss {result['log_loss']:.4f} (baselines: {baselines})"
+        line = (f"version {result['version']} ({result.get('tuning', 'grid')}): log loss {result['log_loss']:.4f} "
+                f"(baselines: {baselines})")
         return line + _describe_prospective(result.get("prospective"))
     return ""
