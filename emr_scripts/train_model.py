@@ -1,11 +1,12 @@
 """EMR step 2: train, evaluate and write a model version from the canonical dataset.
 
     spark-submit train_model.py --use-case matchups --data URI --models URI --run-id ID
-        [--params JSON]
+        [--params JSON] [--tuning auto|grid]
 
 DATA is the dataset URI the convert step wrote to (this run's rows are read from
 DATA/run=<run id>/). The version lands under MODELS/<use case>/versions/<version>/. The promotion
-gate is not part of this step: the DAG and the CLI run it as a stage of its own.
+gate is not part of this step: the DAG and the CLI run it as a stage of its own. TUNING "auto" refits the forest
+with the champion's tuned hyperparameters when they still apply, "grid" tunes them again (train.choose_tuning).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from pronostico.core import storage
 from pronostico.core.layout import run_data_uri, run_report_uri
 from pronostico.core.usecases import get_use_case
-from pronostico.pipeline.spark import spark_session
+from pronostico.pipeline.spark import step_session
 from pronostico.pipeline.train import TrainConfig, train
 
 
@@ -28,6 +29,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--models", required=True, help="the models bucket URI")
     parser.add_argument("--run-id", required=True)
     parser.add_argument("--params", default="", help="JSON overrides of TrainConfig")
+    parser.add_argument("--tuning", choices=("auto", "grid"), default="auto",
+                        help="auto: refit with the champion's hyperparameters when they apply; grid: tune again")
     return parser.parse_args(argv)
 
 
@@ -45,13 +48,10 @@ def main(argv: list[str]) -> int:
     use_case = get_use_case(args.use_case)
     data_uri, report_uri = run_data_uri(args.data, args.run_id), run_report_uri(args.data, args.run_id)
     report = storage.read_json(report_uri) if storage.exists(report_uri) else None
-    spark = spark_session(f"pronostico-train-{args.use_case}")
-    try:
+    with step_session(f"pronostico-train-{args.use_case}") as spark:
         result = train(spark, use_case, data_uri, args.models, args.run_id,
-                       TrainConfig.from_json(args.params), report)
-    finally:
-        spark.stop()
-    summary = {"version": result.version, "uri": result.version_uri,
+                       TrainConfig.from_json(args.params), report, args.tuning)
+    summary = {"version": result.version, "uri": result.version_uri, "tuning": result.manifest["tuning"]["path"],
                "log_loss": result.metrics["model"]["log_loss"],
                "baselines": {k: v["log_loss"] for k, v in result.metrics["baselines"].items()},
                "prospective": prospective_summary(result.evaluation)}

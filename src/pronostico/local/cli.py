@@ -53,6 +53,8 @@ def _pipeline_commands(commands: Any) -> None:
                      help="a raw CSV or a folder of them (path, file:// or s3://); repeat for more")
     run.add_argument("--run-id", help="default: cli-<UTC timestamp>")
     run.add_argument("--params", default="", help='JSON overrides of the training config, e.g. {"num_trees": 50}')
+    run.add_argument("--retune", action="store_true",
+                     help="run the hyperparameter grid again instead of refitting with the champion's")
     run.set_defaults(handler=cmd_pipeline_run)
 
 
@@ -124,6 +126,8 @@ def _orchestration_commands(commands: Any) -> None:
     trigger.add_argument("--key", help="re-drive the upload event of this raw-bucket key, e.g. assets/SPY.csv")
     trigger.add_argument("--params", default="", help="JSON overrides of the training config (not with --key)")
     trigger.add_argument("--force", action="store_true", help="train even if the serving model saw these inputs")
+    trigger.add_argument("--retune", action="store_true",
+                         help="run the hyperparameter grid again instead of refitting with the champion's")
     trigger.set_defaults(handler=cmd_trigger)
 
 
@@ -140,7 +144,7 @@ def cmd_trigger(args: argparse.Namespace, settings: Settings) -> int:
         event = upload_event(settings, args.use_case, args.key)
         print(json.dumps(handle_event(event, settings.airflow), indent=2))
         return 0
-    conf = {"use_case": args.use_case, "train_params": args.params, "force": args.force}
+    conf = {"use_case": args.use_case, "train_params": args.params, "force": args.force, "retune": args.retune}
     run_id = f"manual__cli-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
     airflow_client(settings.airflow).trigger_dag_run(settings.airflow.dag_id, run_id, conf, note="pronostico trigger")
     print(f"triggered {settings.airflow.dag_id} run {run_id} at {settings.airflow.url}")
@@ -167,7 +171,7 @@ def cmd_pipeline_run(args: argparse.Namespace, settings: Settings) -> int:
     inputs = [uri for given in args.input for uri in input_uris(given)]
     print(f"pipeline {args.use_case} run {run_id}: {len(inputs)} input(s)")
     try:
-        outcome = run_locally(settings, args.use_case, inputs, run_id, args.params)
+        outcome = run_locally(settings, args.use_case, inputs, run_id, args.params, retune=args.retune)
     except StepFailed as failure:
         print(f"{failure.step.name:<24} FAILED  {failure.reason}", file=sys.stderr)
         if failure.log_path:

@@ -36,6 +36,9 @@ from pronostico.core.usecases.base import UseCase
 PARITY_TOLERANCE = 1e-9
 ROWS_PER_PARTITION = 10_000
 OBSERVED_EVENT_DAYS = 730  # events older than this before the newest row resolve no prediction a model still serves
+# the training settings a champion's tuned hyperparameters depend on: when one of them changes, the grid runs again
+TUNING_SETTINGS = ("holdout_fraction", "folds", "num_trees", "max_depth", "min_instances_per_node",
+                   "subsampling_rate", "max_bins", "seed")
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,53 @@ class TrainConfig:
             raise ValueError(f"unknown training parameter(s) {', '.join(unknown)}; "
                              f"known: {', '.join(cls.__dataclass_fields__)}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """How a run picks the forest's hyperparameters: the grid over time folds, or a refit with the champion's.
+
+    `tuned_by` names the run (and its version) whose grid chose the parameters a refit uses; a grid run fills it
+    with its own once it knows its version.
+    """
+
+    path: str  # "grid" or "refit"
+    reason: str
+    params: dict[str, int] = field(default_factory=dict)  # max_depth, min_instances_per_node: a refit's
+    tuned_by: dict[str, str] = field(default_factory=dict)
+
+    def record(self, run_id: str, version: str) -> dict[str, Any]:
+        return {"path": self.path, "reason": self.reason,
+                "tuned_by": self.tuned_by or {"run_id": run_id, "version": version}}
+
+
+def choose_tuning(use_case: UseCase, champion: dict[str, Any] | None, config: TrainConfig,
+                  requested: str, convert_report: dict[str, Any] | None) -> Tuning:
+    """The grid when it is asked for, when nothing serves, or when the champion's choice no longer applies (other
+    features, another input schema, other training settings); otherwise a refit with the champion's parameters."""
+    if requested == "grid":
+        return Tuning("grid", "asked for: a retune, or the weekly schedule")
+    if champion is None:
+        return Tuning("grid", "no champion yet")
+    chosen = champion.get("hyperparameters", {})
+    if champion.get("features") != list(use_case.feature_names):
+        return Tuning("grid", f"the features changed since the champion {champion['version']}")
+    schemas = {f.get("schema") for f in (convert_report or {}).get("files", [])}
+    if schemas != {i.get("schema") for i in champion.get("inputs", [])}:
+        return Tuning("grid", f"the input schemas changed since the champion {champion['version']}")
+    old = champion.get("train_config", {})
+    changed = [name for name in TUNING_SETTINGS if _setting(old.get(name)) != _setting(getattr(config, name))]
+    if changed or not {"max_depth", "min_instances_per_node"} <= set(chosen):
+        return Tuning("grid", f"the training settings changed since the champion: {', '.join(changed) or 'none'}")
+    tuned_by = champion.get("tuning", {}).get("tuned_by") or {"run_id": champion["run_id"],
+                                                                  "version": champion["version"]}
+    return Tuning("refit", f"the champion {champion['version']}'s parameters, tuned by run {tuned_by['run_id']}",
+                  {"max_depth": int(chosen["max_depth"]),
+                   "min_instances_per_node": int(chosen["min_instances_per_node"])}, tuned_by)
+
+
+def _setting(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list | tuple) else value
 
 
 @dataclass
@@ -90,16 +140,22 @@ class Stopwatch:
 
 
 def train(spark: Any, use_case: UseCase, data_uri: str, models_uri: str, run_id: str,
-          config: TrainConfig, convert_report: dict[str, Any] | None = None) -> TrainResult:
+          config: TrainConfig, convert_report: dict[str, Any] | None = None, tuning: str = "auto") -> TrainResult:
+    """`tuning` is "auto" (refit with the champion's parameters when they still apply, see `choose_tuning`) or
+    "grid" (tune again)."""
     watch = Stopwatch()
+    chosen = choose_tuning(use_case, registry.champion_manifest(models_uri, use_case.name), config, tuning,
+                           convert_report)
+    print(f"tuning: {chosen.path} ({chosen.reason})", file=sys.stderr, flush=True)
     canonical = spark.read.parquet(data_uri)
     frame = feature_rows(spark, use_case, canonical).cache()
     rows = frame.toPandas()
     holdout_start = split_date(use_case.original_rows(rows), config.holdout_fraction)
     watch.lap("features")
-    fit = tune_and_fit(spark, use_case, frame, rows, holdout_start, config)
+    fit = tune_and_fit(spark, use_case, frame, rows, holdout_start, config, chosen.params or None)
     watch.lap("tune_and_fit")
     version = new_version()
+    fit["tuning"] = chosen.record(run_id, version)
     uri = version_uri(models_uri, use_case.name, version)
     raw_forest = write_spark_model(spark, fit["model"], uri)
     holdout = rows[rows["date"] >= holdout_start].reset_index(drop=True)
@@ -208,38 +264,41 @@ def training_partitions(spark: Any, rows: int) -> int:
     return max(1, min(spark.sparkContext.defaultParallelism, -(-rows // ROWS_PER_PARTITION)))
 
 
-def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, holdout_start: str,
-                 config: TrainConfig) -> dict[str, Any]:
+def forest_pipeline(use_case: UseCase, config: TrainConfig) -> tuple[Any, Any]:
+    """The VectorAssembler and the random forest, as one Spark pipeline, and the forest stage."""
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import RandomForestClassifier
-    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
     from pyspark.ml.feature import VectorAssembler
+
+    forest = RandomForestClassifier(labelCol="label", featuresCol="features", numTrees=config.num_trees,
+                                    subsamplingRate=config.subsampling_rate, maxBins=config.max_bins,
+                                    maxMemoryInMB=config.max_memory_mb, cacheNodeIds=True, seed=config.seed)
+    assembler = VectorAssembler(inputCols=list(use_case.feature_names), outputCol="features")
+    return Pipeline(stages=[assembler, forest]), forest
+
+
+def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, holdout_start: str,
+                 config: TrainConfig, fixed: dict[str, int] | None = None) -> dict[str, Any]:
+    """The forest on the rows before the holdout: tuned by the grid over time folds, or, with `fixed`
+    hyperparameters, refit with them (one fit for the temperature's fold, one on all the training rows)."""
     from pyspark.ml.functions import vector_to_array
-    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
     from pyspark.sql import functions as F
 
     train_dates = rows.loc[rows["date"] < holdout_start, "date"].to_numpy()
     train = (frame.filter(F.col("date") < holdout_start).withColumn("fold", _fold_column(train_dates, config.folds))
              .repartition(training_partitions(spark, len(train_dates))).cache())
-    forest = RandomForestClassifier(labelCol="label", featuresCol="features", numTrees=config.num_trees,
-                                    subsamplingRate=config.subsampling_rate, maxBins=config.max_bins,
-                                    maxMemoryInMB=config.max_memory_mb, cacheNodeIds=True, seed=config.seed)
-    pipeline = Pipeline(stages=[VectorAssembler(inputCols=list(use_case.feature_names), outputCol="features"),
-                                forest])
-    grid = (ParamGridBuilder().addGrid(forest.maxDepth, list(config.max_depth))
-            .addGrid(forest.minInstancesPerNode, list(config.min_instances_per_node)).build())
-    evaluator = MulticlassClassificationEvaluator(labelCol="label", metricName="logLoss")
-    tuner = CrossValidator(estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator,
-                           numFolds=config.folds, foldCol="fold", parallelism=2, seed=config.seed,
-                           collectSubModels=use_case.calibrated)
-    fitted = tuner.fit(train)
-    best = fitted.bestModel
+    pipeline, forest = forest_pipeline(use_case, config)
+    if fixed is None:
+        best, tried, newest_fold_model = _grid_search(use_case, pipeline, forest, train, config)
+    else:
+        params = {forest.maxDepth: fixed["max_depth"], forest.minInstancesPerNode: fixed["min_instances_per_node"]}
+        newest_fold_model = (pipeline.fit(train.filter(F.col("fold") < config.folds - 1), params)
+                             if use_case.calibrated else None)
+        best, tried = pipeline.fit(train, params), []
     holdout = frame.filter(F.col("date") >= holdout_start)
     scored = best.transform(holdout).select(*row_key(use_case), vector_to_array("probability").alias("p")).toPandas()
-    calibration = fit_calibration(use_case, fitted, train, rows, config) if use_case.calibrated \
+    calibration = fit_calibration(use_case, newest_fold_model, train, rows, config) if use_case.calibrated \
         else {"temperature": 1.0, "method": "none"}
-    tried = [{"max_depth": m[forest.maxDepth], "min_instances_per_node": m[forest.minInstancesPerNode],
-              "cv_log_loss": float(score)} for m, score in zip(grid, fitted.avgMetrics, strict=True)]
     rf = best.stages[-1]
     chosen = {"num_trees": config.num_trees, "max_depth": rf.getMaxDepth(),
               "min_instances_per_node": rf.getMinInstancesPerNode(),
@@ -249,20 +308,39 @@ def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, 
             "calibration": calibration}
 
 
-def fit_calibration(use_case: UseCase, fitted: Any, train: Any, rows: pd.DataFrame,
-                    config: TrainConfig) -> dict[str, Any]:
-    """The temperature, fitted on the newest fold before the holdout as the cross-validation scored it.
+def _grid_search(use_case: UseCase, pipeline: Any, forest: Any, train: Any,
+                 config: TrainConfig) -> tuple[Any, list[dict[str, Any]], Any]:
+    """CrossValidator over the blocked time folds: the best model refit on all of `train`, every grid point's
+    score, and the newest fold's sub-model with the chosen parameters (None unless the use case is calibrated)."""
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 
-    The newest fold's sub-model with the chosen parameters learned only from the older folds, so its answers on that
-    block are honest out-of-sample answers, which is what a temperature must be fitted on.
+    grid = (ParamGridBuilder().addGrid(forest.maxDepth, list(config.max_depth))
+            .addGrid(forest.minInstancesPerNode, list(config.min_instances_per_node)).build())
+    evaluator = MulticlassClassificationEvaluator(labelCol="label", metricName="logLoss")
+    tuner = CrossValidator(estimator=pipeline, estimatorParamMaps=grid, evaluator=evaluator,
+                           numFolds=config.folds, foldCol="fold", parallelism=2, seed=config.seed,
+                           collectSubModels=use_case.calibrated)
+    fitted = tuner.fit(train)
+    tried = [{"max_depth": m[forest.maxDepth], "min_instances_per_node": m[forest.minInstancesPerNode],
+              "cv_log_loss": float(score)} for m, score in zip(grid, fitted.avgMetrics, strict=True)]
+    chosen = int(np.argmin(fitted.avgMetrics))  # logLoss: smaller is better, as CrossValidator chose
+    newest = fitted.subModels[config.folds - 1][chosen] if use_case.calibrated else None
+    return fitted.bestModel, tried, newest
+
+
+def fit_calibration(use_case: UseCase, newest_fold_model: Any, train: Any, rows: pd.DataFrame,
+                    config: TrainConfig) -> dict[str, Any]:
+    """The temperature, fitted on the newest fold before the holdout, scored by a model of the older folds.
+
+    That model, with the chosen parameters, learned only from the older folds, so its answers on the newest block
+    are honest out-of-sample answers, which is what a temperature must be fitted on.
     """
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
 
-    newest = config.folds - 1
-    chosen = int(np.argmin(fitted.avgMetrics))  # logLoss: smaller is better, as CrossValidator chose
-    block = train.filter(F.col("fold") == newest)
-    scored = (fitted.subModels[newest][chosen].transform(block)
+    block = train.filter(F.col("fold") == config.folds - 1)
+    scored = (newest_fold_model.transform(block)
               .select(*row_key(use_case), vector_to_array("probability").alias("p")).toPandas())
     paired = rows.merge(scored, on=row_key(use_case), how="inner")
     raw = np.vstack(paired["p"].to_numpy()) if len(paired) else np.empty((0, len(use_case.classes)))
@@ -364,8 +442,8 @@ def build_manifest(use_case: UseCase, version: str, run_id: str, rows: pd.DataFr
         "classes": list(use_case.classes),
         "hyperparameters": fit["chosen"],
         "calibration": fit["calibration"],
-        "tuning": {"method": "CrossValidator over contiguous time blocks", "folds": config.folds,
-                   "metric": "logLoss", "grid": fit["tried"]},
+        "tuning": {**fit.get("tuning", {"path": "grid"}), "method": "CrossValidator over contiguous time blocks",
+                   "folds": config.folds, "metric": "logLoss", "grid": fit["tried"]},
         "train_config": asdict(config),
     }
 
