@@ -1,6 +1,6 @@
 """make bench: measure each benchmark (all, or those named), keep its section, and write docs/BENCHMARKS.md.
 
-    python -m benchmarks [serving] [model_time] [pipeline] [freshness] [quality] [tuning]
+    python -m benchmarks [serving] [model_time] [pipeline] [freshness] [quality] [tuning] [models_index]
     python -m benchmarks --assemble reliability     # docs/RELIABILITY.md from the fault tests' sections
 
 Each benchmark is a module of this package with `section() -> str`: its markdown, headed `## ...`.
@@ -16,7 +16,8 @@ from benchmarks.report import DOCUMENTS, assemble, save_section
 
 MODULES = {"serving": "benchmarks.serving", "model_time": "benchmarks.model_time",
            "pipeline": "benchmarks.pipeline_scale", "freshness": "benchmarks.freshness",
-           "quality": "benchmarks.matchups_quality", "tuning": "benchmarks.matchups_tuning"}
+           "quality": "benchmarks.matchups_quality", "tuning": "benchmarks.matchups_tuning",
+           "models_index": "benchmarks.models_index"}
 
 
 def main(argv: list[str] | None = None) -> None:
