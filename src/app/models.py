@@ -6,7 +6,9 @@ prediction log, and, for a use case with a trading rule, the backtests of its si
 here; its script draws the charts from the same API.
 
 The registry lives on S3 on AWS, so what an endpoint builds is kept per process for a few seconds, keyed by what
-serves (the loaded model's version, state version and evaluation): no request reads the registry itself.
+serves (the loaded model's version, state version and evaluation): no request reads the registry itself. A cache
+miss reads the registry's index (registry.update_index writes it) and current.json, not every version and evaluation;
+without an index, or with one that does not know what serves, the index is built in memory from the files.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, render_template
 
@@ -54,7 +57,8 @@ def page() -> str:
 
 @blueprint.get("/api/v1/models/<use_case>/versions")
 def versions(use_case: str) -> Response:
-    return json_response(cached("versions", known(use_case), lambda: versions_report(models_uri(), use_case)))
+    return json_response(cached("versions", known(use_case), lambda: versions_report(use_case, stored_versions(
+        use_case))))
 
 
 @blueprint.get("/api/v1/models/<use_case>/evaluations")
@@ -115,8 +119,29 @@ def cached(kind: str, use_case: str, build: Callable[[], T]) -> T:
     return value
 
 
+def stored_index(use_case: str) -> dict[str, Any]:
+    return cached("index", use_case, lambda: current_index(models_uri(), use_case))
+
+
+def current_index(uri: str, use_case: str) -> dict[str, Any]:
+    """The stored index, or, when it is missing or does not know what this process serves, one built in memory."""
+    index = registry.read_index(uri, use_case, decode=msgspec.json.decode)
+    model = runtime().store.models.get(use_case)
+    serving = {model.version, model.state_version} if model else set()
+    run_id = str((model.evaluation or {}).get("run_id") or "") if model else ""
+    if index is None or not registry.index_covers(index, serving, run_id):
+        index = registry.build_index(uri, use_case, index)  # rereads only what the stored index lacks
+    return index
+
+
+def stored_versions(use_case: str) -> list[dict[str, Any]]:
+    """The complete versions from the index, marked by current.json."""
+    return registry.indexed_versions(stored_index(use_case), registry.read_current(models_uri(), use_case))
+
+
 def stored_evaluations(use_case: str) -> list[dict[str, Any]]:
-    return cached("evaluations-stored", use_case, lambda: registry.list_evaluations(models_uri(), use_case))
+    """The evaluations oldest first, without their backtests' curves."""
+    return registry.indexed_evaluations(stored_index(use_case))
 
 
 # --- versions -------------------------------------------------------------------------------------------------
@@ -154,21 +179,15 @@ def version_entry(version: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def versions_report(uri: str, use_case: str) -> dict[str, Any]:
-    """Every complete version, oldest first."""
-    found = [version_entry(v) for v in registry.list_versions(uri, use_case)]
+def versions_report(use_case: str, listed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every complete version, oldest first, from versions as `registry.list_versions` gives them."""
+    found = [version_entry(v) for v in listed]
     serving = next((v["version"] for v in found if v["current"]), None)
     state = next((v["version"] for v in found if v["serving_state"]), None)
     return {"use_case": use_case, "serving_version": serving, "serving_state_version": state, "versions": found}
 
 
 # --- evaluations ----------------------------------------------------------------------------------------------
-
-def without_curves(evaluation: dict[str, Any]) -> dict[str, Any]:
-    if "backtest" not in evaluation:
-        return evaluation
-    return {**evaluation, "backtest": {k: v for k, v in evaluation["backtest"].items() if k != "curves"}}
-
 
 def trend_point(evaluation: dict[str, Any]) -> dict[str, Any]:
     """One point of the degradation chart; log losses are null unless the window was scored."""
@@ -184,7 +203,7 @@ def trend_point(evaluation: dict[str, Any]) -> dict[str, Any]:
 
 def evaluations_report(use_case: str, stored: list[dict[str, Any]]) -> dict[str, Any]:
     """The evaluations oldest first (backtests without their curves: /backtest has them), and their trend."""
-    return {"use_case": use_case, "evaluations": [without_curves(e) for e in stored],
+    return {"use_case": use_case, "evaluations": [registry.evaluation_brief(e) for e in stored],
             "trend": [trend_point(e) for e in stored]}
 
 
@@ -229,7 +248,8 @@ def backtest_report(use_case: str) -> dict[str, Any]:
     model = runtime().store.models.get(use_case)
     holdout = holdout_backtest(models_uri(), use_case, model.version) if model else None
     scored = [e for e in stored_evaluations(use_case) if e["status"] == "scored" and e.get("backtest")]
-    newest = scored[-1] if scored else None
+    newest = registry.indexed_evaluation(models_uri(), use_case, stored_index(use_case), scored[-1]["run_id"]) \
+        if scored else None  # with its curves
     if holdout is None and newest is None:
         raise NoBacktest(no_backtest_reason(USE_CASES[use_case], model.version if model else None))
     return {
@@ -257,7 +277,7 @@ def section(use_case: UseCase) -> dict[str, Any]:
     stored = stored_evaluations(name)
     part: dict[str, Any] = {
         "use_case": use_case, "name": name,
-        "versions": cached("versions", name, lambda: versions_report(models_uri(), name))["versions"][::-1],
+        "versions": cached("versions", name, lambda: versions_report(name, stored_versions(name)))["versions"][::-1],
         "evaluations": stored[::-1], "trend": [trend_point(e) for e in stored],
         "trades": has_trading_rule(use_case), "backtest": None, "backtest_missing": "", "live": None,
         "live_error": "",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -330,15 +331,17 @@ def latest_evaluation(models_uri: str, use_case: str) -> dict[str, Any] | None:
 INDEX_FORMAT = 1
 INDEX_MANIFEST = ("version", "use_case", "created_at", "run_id", "data_range", "training_range", "holdout_range",
                   "entities")  # what listing a version needs of its manifest: the rest (inputs, tuning) is big
-INDEX_METRICS = ("model", "baselines", "best_baseline", "split")
+INDEX_METRICS = ("model", "baselines", "best_baseline", "split")  # the baselines without calibration bins: only the
+# model's are drawn, and they are most of a version's metrics
 INDEX_SOURCES = (layout.MANIFEST, layout.METRICS, layout.PROMOTION)  # a version's files the index briefs
 INDEX_ATTEMPTS = 3
 
 
-def read_index(models_uri: str, use_case: str) -> dict[str, Any] | None:
-    """The stored index, in one read; None when there is none (or it is of another format)."""
+def read_index(models_uri: str, use_case: str, decode: Callable[[bytes], Any] = json.loads) -> dict[str, Any] | None:
+    """The stored index, in one read; None when there is none (or it is of another format). The web tier decodes it
+    with a faster parser: the index of a long registry holds megabytes of evaluations."""
     found = storage.read_if_exists(layout.index_uri(models_uri, use_case))
-    index = json.loads(found) if found is not None else None
+    index = decode(found) if found is not None else None
     return index if index and index.get("format") == INDEX_FORMAT else None
 
 
@@ -357,11 +360,20 @@ def update_index(models_uri: str, use_case: str, rebuild: bool = False) -> dict[
     previous = None if rebuild else read_index(models_uri, use_case)
     for _ in range(INDEX_ATTEMPTS):
         index = build_index(models_uri, use_case, previous)
-        storage.write_json(layout.index_uri(models_uri, use_case), index)
+        compact = json.dumps(index, separators=(",", ":"), default=str)  # a third of write_json's indented size
+        storage.write_text(layout.index_uri(models_uri, use_case), compact, "application/json")
         if _index_sources(index) == _listed_sources(models_uri, use_case):
             break
         previous = index
     return index
+
+
+def index_covers(index: dict[str, Any], versions: set[str], run_id: str = "") -> bool:
+    """Whether the index knows these versions and this evaluation: what a web worker serves. One it does not know is
+    older than the files (written by hand, or by a writer that skipped `update_index`), with no read to find out."""
+    known = {e["manifest"]["version"] for e in index["versions"]}
+    return versions <= known and (not run_id or any(e["evaluation"]["run_id"] == run_id
+                                                    for e in index["evaluations"]))
 
 
 def build_index(models_uri: str, use_case: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -415,7 +427,7 @@ def _version_entry(models_uri: str, use_case: str, folder: str, files: dict[str,
     metrics = (_read_json_if_exists(storage.join(uri, layout.METRICS)) if layout.METRICS in files else None) or {}
     promotion = _read_json_if_exists(storage.join(uri, layout.PROMOTION)) if layout.PROMOTION in files else None
     return {"folder": folder, "sources": files, "manifest": _pick(manifest, INDEX_MANIFEST),
-            "metrics": _pick(metrics, INDEX_METRICS), "promotion": promotion}
+            "metrics": _metrics_brief(metrics), "promotion": promotion}
 
 
 def _evaluation_entry(models_uri: str, use_case: str, name: str, etag: str) -> dict[str, Any] | None:
@@ -425,6 +437,14 @@ def _evaluation_entry(models_uri: str, use_case: str, name: str, etag: str) -> d
 
 def _pick(document: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return {key: document[key] for key in keys if key in document}
+
+
+def _metrics_brief(metrics: dict[str, Any]) -> dict[str, Any]:
+    brief = _pick(metrics, INDEX_METRICS)
+    if "baselines" in brief:
+        brief["baselines"] = {name: {k: v for k, v in scores.items() if k != "calibration"}
+                              for name, scores in brief["baselines"].items()}
+    return brief
 
 
 def _evaluation_order(evaluation: dict[str, Any]) -> tuple[str, str]:
