@@ -282,9 +282,11 @@ def render(times: dict[str, dict[str, list[float]]], files: int, size: int, inde
         f"## Models page: {VERSIONS} versions, with and without the registry's index", "",
         f"A local `file://` registry with {VERSIONS} versions per use case and one prospective evaluation per run "
         f"({files:,} files, {size / 1e6:.0f} MB; `benchmarks/models_index.py` writes them as training and promotion "
-        "leave them), XX Median of {REQUESTS} requests per path, without the index and with it in "
-        "alternating turns, in one run. Without it, each miss reads every version's manifest, metrics and promotion "
-        "record and every evaluation (as before the index); with it, `<use_case>/index.json` "
+        "leave them), served by the real Flask app through its test client, its models cache emptied before each "
+        f"request so that every one is a cache miss. Median of {REQUESTS} requests per path, without the index and "
+        "with it in alternating turns, in one run. Without it, each miss reads every version's manifest, metrics and "
+        "promotion record and every evaluation (as before the index; the app builds the index in memory from them, "
+        "and on `file://` the listing also takes an md5 of each as its etag); with it, `<use_case>/index.json` "
         f"({indexes}) and `current.json`; the backtest also reads the serving version's `backtest.json` and the "
         f"newest scored evaluation, for their curves. Every answer is byte for byte the same both ways. The budget is "
         f"{BUDGET_MS:.0f} ms.", "",
