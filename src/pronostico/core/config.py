@@ -294,7 +294,9 @@ class Settings:
         "PRONOSTICO_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data",
         "the real data `make demo` uploads (synthetic data when absent)",
         parse=_path, shown="`../shared/data` beside the checkout")
-    model_poll_seconds: float = setting("PRONOSTICO_MODEL_POLL_SECONDS", 5.0,
+    # locally a check is a stat of a file, so it can be frequent; on AWS it is an S3 request per worker, and
+    # cloudformation/web.yaml sets 15 s
+    model_poll_seconds: float = setting("PRONOSTICO_MODEL_POLL_SECONDS", 1.0,
                                         "how often each worker checks `current.json` for a new model (0: never)",
                                         parse=float)
     registry_keep_versions: int = setting(
