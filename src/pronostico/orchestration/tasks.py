@@ -118,9 +118,10 @@ def _triggered_by_upload(settings: Settings, conf: Mapping[str, Any], use_case: 
             return []
         raise RunRejected(f"{trigger} is not among the training inputs of {use_case}")
     # S3 sends one event per object: six files uploaded together make six runs, and the first trains on all six.
-    if not force and champion_inputs(settings, use_case) == {(o.uri, o.etag) for o in objects}:
-        LOG.info("the serving %s model was trained on exactly these %d inputs: nothing to retrain "
-                 "(trigger with \"force\": true to train anyway)", use_case, len(inputs))
+    trained = trained_on_exactly(settings, use_case, {(o.uri, o.etag) for o in objects}) if not force else ""
+    if trained:
+        LOG.info("%s version %s was trained on exactly these %d inputs: nothing to retrain "
+                 "(trigger with \"force\": true to train anyway)", use_case, trained, len(inputs))
         return []
     return [PlannedRun(use_case, inputs, trigger_uri=trigger, **options)]
 
@@ -158,12 +159,22 @@ def _training_inputs(settings: Settings, use_case: str) -> tuple[str, ...]:
     return tuple(o.uri for o in data.training_inputs(settings.raw_uri, quarantine_uri(settings, use_case), use_case))
 
 
-def champion_inputs(settings: Settings, use_case: str) -> set[tuple[str, str]]:
-    """(uri, etag) of each input the serving model was trained on; empty when nothing is serving."""
+def trained_on_exactly(settings: Settings, use_case: str, inputs: set[tuple[str, str]]) -> str:
+    """The serving version, or else the newest, when it was trained on exactly these (uri, etag) inputs; "" when
+    neither was. The newest counts too: a candidate the gate kept out was still trained on them, and training again
+    on the same inputs makes the same model."""
     from pronostico.core.registry import champion_manifest
 
-    manifest = champion_manifest(settings.models_uri, use_case) or {}
-    return {(i["uri"], i["etag"]) for i in manifest.get("inputs", [])}
+    for manifest in (champion_manifest(settings.models_uri, use_case), newest_manifest(settings, use_case)):
+        if manifest and {(i["uri"], i["etag"]) for i in manifest.get("inputs", [])} == inputs:
+            return str(manifest["version"])
+    return ""
+
+
+def newest_manifest(settings: Settings, use_case: str) -> dict[str, Any] | None:
+    """The manifest of the newest complete version (versions are named by their UTC time), in one listing."""
+    found = storage.list_objects(layout.versions_uri(settings.models_uri, use_case), suffix=layout.MANIFEST)
+    return storage.read_json(max(found, key=lambda info: info.uri).uri) if found else None
 
 
 def _train_params(value: Any) -> str:
