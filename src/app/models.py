@@ -64,7 +64,7 @@ def versions(use_case: str) -> Response:
 @blueprint.get("/api/v1/models/<use_case>/evaluations")
 def evaluations(use_case: str) -> Response:
     return json_response(cached("evaluations", known(use_case), lambda: evaluations_report(
-        use_case, stored_evaluations(use_case))))
+        use_case, stored_index(use_case))))
 
 
 @blueprint.get("/api/v1/models/<use_case>/live")
@@ -139,9 +139,6 @@ def stored_versions(use_case: str) -> list[dict[str, Any]]:
     return registry.indexed_versions(stored_index(use_case), registry.read_current(models_uri(), use_case))
 
 
-def stored_evaluations(use_case: str) -> list[dict[str, Any]]:
-    """The evaluations oldest first, without their backtests' curves."""
-    return registry.indexed_evaluations(stored_index(use_case))
 
 
 # --- versions -------------------------------------------------------------------------------------------------
@@ -189,22 +186,11 @@ def versions_report(use_case: str, listed: list[dict[str, Any]]) -> dict[str, An
 
 # --- evaluations ----------------------------------------------------------------------------------------------
 
-def trend_point(evaluation: dict[str, Any]) -> dict[str, Any]:
-    """One point of the degradation chart; log losses are null unless the window was scored."""
-    scored = evaluation["status"] == "scored"
-    best = evaluation.get("best_baseline") or (best_baseline(evaluation.get("baselines", {})) if scored else None)
-    return {"evaluated_at": evaluation["evaluated_at"], "run_id": evaluation["run_id"],
-            "model_version": evaluation["model_version"], "window_end": (evaluation.get("window") or {}).get("end"),
-            "rows": evaluation["rows"], "status": evaluation["status"],
-            "log_loss": evaluation["model"]["log_loss"] if scored else None,
-            "best_baseline": best,
-            "best_baseline_log_loss": evaluation["baselines"][best]["log_loss"] if scored and best else None}
-
-
-def evaluations_report(use_case: str, stored: list[dict[str, Any]]) -> dict[str, Any]:
-    """The evaluations oldest first (backtests without their curves: /backtest has them), and their trend."""
-    return {"use_case": use_case, "evaluations": [registry.evaluation_brief(e) for e in stored],
-            "trend": [trend_point(e) for e in stored]}
+def evaluations_report(use_case: str, index: dict[str, Any]) -> dict[str, Any]:
+    """The evaluations oldest first (backtests without their curves: /backtest has them), and their trend (one
+    `registry.evaluation_point` each). The briefs go out as the index holds them, JSON text, never parsed here."""
+    return {"use_case": use_case, "evaluations": [msgspec.Raw(b.encode()) for b in registry.indexed_briefs(index)],
+            "trend": registry.indexed_points(index)}
 
 
 # --- live results ---------------------------------------------------------------------------------------------
@@ -247,9 +233,9 @@ def backtest_report(use_case: str) -> dict[str, Any]:
     """The serving version's holdout backtest and the newest scored evaluation's, with their equity curves."""
     model = runtime().store.models.get(use_case)
     holdout = holdout_backtest(models_uri(), use_case, model.version) if model else None
-    scored = [e for e in stored_evaluations(use_case) if e["status"] == "scored" and e.get("backtest")]
-    newest = registry.indexed_evaluation(models_uri(), use_case, stored_index(use_case), scored[-1]["run_id"]) \
-        if scored else None  # with its curves
+    index = stored_index(use_case)
+    scored = registry.newest_brief(index, scored=True, backtest=True)
+    newest = registry.indexed_evaluation(models_uri(), use_case, index, scored["run_id"]) if scored else None
     if holdout is None and newest is None:
         raise NoBacktest(no_backtest_reason(USE_CASES[use_case], model.version if model else None))
     return {
@@ -274,17 +260,16 @@ def no_backtest_reason(use_case: UseCase, version: str | None) -> str:
 def section(use_case: UseCase) -> dict[str, Any]:
     """What models.html shows of one use case; a part that cannot be read says why instead."""
     name = use_case.name
-    stored = stored_evaluations(name)
+    index = stored_index(name)
     part: dict[str, Any] = {
         "use_case": use_case, "name": name,
         "versions": cached("versions", name, lambda: versions_report(name, stored_versions(name)))["versions"][::-1],
-        "evaluations": stored[::-1], "trend": [trend_point(e) for e in stored],
+        "newest_evaluation": registry.newest_brief(index), "trend": registry.indexed_points(index),
         "trades": has_trading_rule(use_case), "backtest": None, "backtest_missing": "", "live": None,
         "live_error": "",
     }
     part["has_rps"] = any("rps" in v["model"] for v in part["versions"])
-    scored = [e for e in stored if e["status"] == "scored"]
-    part["scored_evaluation"] = scored[-1] if scored else None  # its calibration is drawn beside the holdout's
+    part["scored_evaluation"] = registry.newest_brief(index, scored=True)  # its calibration beside the holdout's
     try:
         part["live"] = cached("live", name, lambda: shared_live_report(name))
     except sa.exc.SQLAlchemyError as error:

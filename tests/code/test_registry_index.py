@@ -112,15 +112,15 @@ def test_a_change_landing_while_the_index_is_written_makes_it_build_again(settin
                                                                           monkeypatch) -> None:
     """A concurrent writer adds v3 after this update listed the files: the update must not leave v3 out."""
     uri = registry_with_two
-    write_json = storage.write_json
+    write_text = storage.write_text
     landed = []
 
-    def write_then_race(target: str, value: Any) -> None:
-        write_json(target, value)
+    def write_then_race(target: str, text: str, content_type: str = "") -> None:
+        write_text(target, text, content_type)
         if target == layout.index_uri(uri, USE_CASE) and not landed:
             landed.append(make_version(settings, "v3", GOOD))
 
-    monkeypatch.setattr(storage, "write_json", write_then_race)
+    monkeypatch.setattr(storage, "write_text", write_then_race)
     registry.update_index(uri, USE_CASE)
     assert landed == ["v3"]
     assert [e["folder"] for e in registry.read_index(uri, USE_CASE)["versions"]] == ["v1", "v2", "v3"]

@@ -63,8 +63,11 @@ def answers(application: Any) -> dict[str, Any]:
 
 def full_read(uri: str, name: str) -> dict[str, Any]:
     """The JSON of /versions and /evaluations as the app built it before the index: from every file."""
+    evaluations = registry.list_evaluations(uri, name)
     return {f"/api/v1/models/{name}/versions": models.versions_report(name, registry.list_versions(uri, name)),
-            f"/api/v1/models/{name}/evaluations": models.evaluations_report(name, registry.list_evaluations(uri, name))}
+            f"/api/v1/models/{name}/evaluations": {
+                "use_case": name, "evaluations": [registry.evaluation_brief(e) for e in evaluations],
+                "trend": [registry.evaluation_point(e) for e in evaluations]}}
 
 
 def test_the_index_changes_nothing_the_page_and_its_json_answer(models_uri, open_app) -> None:

@@ -328,7 +328,7 @@ def latest_evaluation(models_uri: str, use_case: str) -> dict[str, Any] | None:
 
 # --- the index ----------------------------------------------------------------------------------------------------
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 INDEX_MANIFEST = ("version", "use_case", "created_at", "run_id", "data_range", "training_range", "holdout_range",
                   "entities")  # what listing a version needs of its manifest: the rest (inputs, tuning) is big
 INDEX_METRICS = ("model", "baselines", "best_baseline", "split")  # the baselines without calibration bins: only the
@@ -372,8 +372,7 @@ def index_covers(index: dict[str, Any], versions: set[str], run_id: str = "") ->
     """Whether the index knows these versions and this evaluation: what a web worker serves. One it does not know is
     older than the files (written by hand, or by a writer that skipped `update_index`), with no read to find out."""
     known = {e["manifest"]["version"] for e in index["versions"]}
-    return versions <= known and (not run_id or any(e["evaluation"]["run_id"] == run_id
-                                                    for e in index["evaluations"]))
+    return versions <= known and (not run_id or any(e["point"]["run_id"] == run_id for e in index["evaluations"]))
 
 
 def build_index(models_uri: str, use_case: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -390,8 +389,7 @@ def build_index(models_uri: str, use_case: str, previous: dict[str, Any] | None 
     return {"format": INDEX_FORMAT, "use_case": use_case,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "versions": sorted((e for e in version_entries if e), key=lambda e: e["manifest"]["version"]),
-            "evaluations": sorted((e for e in evaluation_entries if e), key=lambda e: _evaluation_order(
-                e["evaluation"]))}
+            "evaluations": sorted((e for e in evaluation_entries if e), key=lambda e: _evaluation_order(e["point"]))}
 
 
 def _listed_sources(models_uri: str, use_case: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
@@ -431,8 +429,14 @@ def _version_entry(models_uri: str, use_case: str, folder: str, files: dict[str,
 
 
 def _evaluation_entry(models_uri: str, use_case: str, name: str, etag: str) -> dict[str, Any] | None:
+    """An evaluation's point on the trend, and its brief as JSON text: a string decodes at memory speed, so a web
+    worker parses only the briefs it shows and passes the others through as they are."""
     evaluation = _read_json_if_exists(storage.join(layout.evaluations_uri(models_uri, use_case), name))
-    return {"name": name, "etag": etag, "evaluation": evaluation_brief(evaluation)} if evaluation else None
+    if evaluation is None:
+        return None
+    brief = json.dumps(evaluation_brief(evaluation), separators=(",", ":"), default=str)
+    return {"name": name, "etag": etag, "point": evaluation_point(evaluation),
+            "backtest": bool(evaluation.get("backtest")), "brief": brief}
 
 
 def _pick(document: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -451,6 +455,19 @@ def _evaluation_order(evaluation: dict[str, Any]) -> tuple[str, str]:
     return evaluation["evaluated_at"], evaluation["run_id"]
 
 
+def evaluation_point(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """One point of the champion's degradation curve; log losses are null unless the window was scored."""
+    scored = evaluation["status"] == "scored"
+    best = evaluation.get("best_baseline") or (
+        evaluate.best_baseline(evaluation.get("baselines", {})) if scored else None)
+    return {"evaluated_at": evaluation["evaluated_at"], "run_id": evaluation["run_id"],
+            "model_version": evaluation["model_version"], "window_end": (evaluation.get("window") or {}).get("end"),
+            "rows": evaluation["rows"], "status": evaluation["status"],
+            "log_loss": evaluation["model"]["log_loss"] if scored else None,
+            "best_baseline": best,
+            "best_baseline_log_loss": evaluation["baselines"][best]["log_loss"] if scored and best else None}
+
+
 def evaluation_brief(evaluation: dict[str, Any]) -> dict[str, Any]:
     """An evaluation without its backtest's equity curves, the bulk of it (the newest one's are read alone)."""
     if "backtest" not in evaluation:
@@ -466,12 +483,30 @@ def indexed_versions(index: dict[str, Any], current: dict[str, Any] | None) -> l
 
 def indexed_evaluations(index: dict[str, Any]) -> list[dict[str, Any]]:
     """The evaluations in brief, oldest first, as `list_evaluations` gives them but for the curves."""
-    return [e["evaluation"] for e in index["evaluations"]]
+    return [json.loads(e["brief"]) for e in index["evaluations"]]
+
+
+def indexed_points(index: dict[str, Any]) -> list[dict[str, Any]]:
+    """The degradation curve, oldest first: `evaluation_point` of each evaluation."""
+    return [e["point"] for e in index["evaluations"]]
+
+
+def indexed_briefs(index: dict[str, Any]) -> list[str]:
+    """Each evaluation's brief as JSON text, oldest first."""
+    return [e["brief"] for e in index["evaluations"]]
+
+
+def newest_brief(index: dict[str, Any], scored: bool = False, backtest: bool = False) -> dict[str, Any] | None:
+    """The newest evaluation in brief; with `scored`, the newest scored one; with `backtest`, one with a backtest."""
+    for entry in reversed(index["evaluations"]):
+        if (not scored or entry["point"]["status"] == "scored") and (not backtest or entry["backtest"]):
+            return json.loads(entry["brief"])
+    return None
 
 
 def indexed_evaluation(models_uri: str, use_case: str, index: dict[str, Any], run_id: str) -> dict[str, Any]:
     """One evaluation of the index in full, curves and all."""
-    name = next(e["name"] for e in index["evaluations"] if e["evaluation"]["run_id"] == run_id)
+    name = next(e["name"] for e in index["evaluations"] if e["point"]["run_id"] == run_id)
     return storage.read_json(storage.join(layout.evaluations_uri(models_uri, use_case), name))
 
 
