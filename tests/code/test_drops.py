@@ -51,14 +51,13 @@ def test_month_arithmetic_clamps_to_the_months_end(day: date, months: int, expec
 
 @pytest.fixture
 def small_inputs(tmp_path: Path) -> dict[str, list[Path]]:
-    """assets newest 2026-05-31: C1 = 2025-11-30, C2 = 2026-02-28; rows on both sides of each cutoff."""
+    """assets newest 2026-05-31: C = 2026-02-28; rows on both sides of the cutoff."""
     src = tmp_path / "src"
     bars = write(src / "AAA.csv", [
         ISO_HEADER,
         "2025-11-29,AAA,1.50000000001,2,0.5,1.0E3,100",
-        "2025-11-30,AAA,1.5,2,0.5,1.25,101",  # exactly C1: drop 2
         "2026-02-27,AAA,1.5,2,0.5,1.5,102",
-        "2026-02-28,AAA,1.5,2,0.5,1.75,103",  # exactly C2: drop 3
+        "2026-02-28,AAA,1.5,2,0.5,1.75,103",  # exactly C: drop 2
         "2026-05-31,AAA,1.5,2,0.5,2.00,104",
     ])
     old = write(src / "OLD.csv", [ISO_HEADER, "2020-01-02,OLD,1,2,0.5,1.5,10", "2020-01-03,OLD,1,2,0.5,1.6,11"])
@@ -68,24 +67,21 @@ def small_inputs(tmp_path: Path) -> dict[str, list[Path]]:
 def test_rows_go_to_the_drop_of_their_date_and_keep_their_text(settings: Settings,
                                                                 small_inputs: dict[str, list[Path]]) -> None:
     drops = plan_drops(settings, "real", small_inputs)
-    assert [d.number for d in drops] == [1, 2, 3]
-    first, second, third = (by_name(drops, n, "assets") for n in (1, 2, 3))
+    assert [d.number for d in drops] == [1, 2]
+    first, second = (by_name(drops, n, "assets") for n in (1, 2))
     assert sorted(first) == ["AAA.csv", "OLD.csv"]
-    assert list(second) == ["AAA.drop2.csv"] and list(third) == ["AAA.drop3.csv"]
+    assert list(second) == ["AAA.drop2.csv"]
     assert first["AAA.csv"].path.read_text().splitlines() == [
-        ISO_HEADER, "2025-11-29,AAA,1.50000000001,2,0.5,1.0E3,100"]
+        ISO_HEADER, "2025-11-29,AAA,1.50000000001,2,0.5,1.0E3,100", "2026-02-27,AAA,1.5,2,0.5,1.5,102"]
     assert second["AAA.drop2.csv"].path.read_text().splitlines() == [
-        ISO_HEADER, "2025-11-30,AAA,1.5,2,0.5,1.25,101", "2026-02-27,AAA,1.5,2,0.5,1.5,102"]
-    assert third["AAA.drop3.csv"].path.read_text().splitlines() == [
         ISO_HEADER, "2026-02-28,AAA,1.5,2,0.5,1.75,103", "2026-05-31,AAA,1.5,2,0.5,2.00,104"]
-    assert [f.rows for f in (first["AAA.csv"], second["AAA.drop2.csv"], third["AAA.drop3.csv"])] == [1, 2, 2]
-    assert drops[0].description == "history to 2025-11-29"
-    assert drops[1].description == "2025-11-30 to 2026-02-27"
-    assert drops[2].description == "2026-02-28 to 2026-05-31"
+    assert [f.rows for f in (first["AAA.csv"], second["AAA.drop2.csv"])] == [2, 2]
+    assert drops[0].description == "history to 2026-02-27"
+    assert drops[1].description == "2026-02-28 to 2026-05-31"
     assert first["AAA.csv"].path.parent == settings.home / "demo-data" / "drops" / "1" / "assets"
 
 
-def test_a_file_wholly_before_the_first_cutoff_is_copied_byte_for_byte(settings: Settings,
+def test_a_file_wholly_before_the_cutoff_is_copied_byte_for_byte(settings: Settings,
                                                                         small_inputs: dict[str, list[Path]]) -> None:
     old = small_inputs["assets"][1]
     copy = by_name(plan_drops(settings, "real", small_inputs), 1, "assets")["OLD.csv"].path
@@ -100,12 +96,10 @@ def test_day_month_year_dates_quoted_fields_and_crlf_lines(settings: Settings, t
              "01/10/2022,Chile,Peru,1,1,FIFA World Cup qualification,Santiago,FALSE"]
     path = tmp_path / "matches.csv"
     path.write_bytes("\r\n".join(lines).encode())  # CRLF, and no newline after the last line
-    drops = plan_drops(settings, "real", {"matchups": [path]})  # newest 2022-10-01: C1 2022-04-01, C2 2022-07-01
+    drops = plan_drops(settings, "real", {"matchups": [path]})  # newest 2022-10-01: C 2022-07-01
     first = by_name(drops, 1, "matchups")["matches.csv"].path.read_bytes()
-    assert first == "\r\n".join(lines[:3]).encode() + b"\r\n"
+    assert first == "\r\n".join(lines[:4]).encode() + b"\r\n"
     assert by_name(drops, 2, "matchups")["matches.drop2.csv"].path.read_bytes() == (
-        "\r\n".join([lines[0], lines[3]]) + "\r\n").encode()
-    assert by_name(drops, 3, "matchups")["matches.drop3.csv"].path.read_bytes() == (
         "\r\n".join([lines[0], lines[4]])).encode()
 
 
@@ -123,8 +117,7 @@ def test_a_file_with_no_history_is_not_in_drop_one(settings: Settings, tmp_path:
     old = write(tmp_path / "OLD.csv", [ISO_HEADER, "2020-01-02,OLD,1,2,0.5,1.5,10"])
     drops = plan_drops(settings, "real", {"assets": [new, old]})
     assert list(by_name(drops, 1, "assets")) == ["OLD.csv"], "a header-only file would be rejected as empty"
-    assert list(by_name(drops, 3, "assets")) == ["NEW.drop3.csv"]
-    assert "assets" not in drops[1].files
+    assert list(by_name(drops, 2, "assets")) == ["NEW.drop2.csv"]
 
 
 def test_planning_twice_gives_the_same_bytes_and_drops_stale_files(settings: Settings,
@@ -134,11 +127,12 @@ def test_planning_twice_gives_the_same_bytes_and_drops_stale_files(settings: Set
     again = {f.path: f.path.read_bytes() for d in plan_drops(settings, "real", small_inputs)
              for fs in d.files.values() for f in fs}
     assert again == first
-    bars = small_inputs["assets"][0]
+    bars, old = small_inputs["assets"]
     bars.write_text("".join(line for line in bars.read_text().splitlines(keepends=True)
-                            if not line.startswith(("2025-11-30", "2026-02-27"))))
+                            if not line.startswith(("2026-02-28", "2026-05-31"))))
+    old.write_text(old.read_text() + "2026-05-31,OLD,1,2,0.5,1.7,12\n")  # the cutoff stays where it was
     changed = plan_drops(settings, "real", small_inputs)
-    assert "assets" not in changed[1].files
+    assert [f.path.name for f in changed[1].files["assets"]] == ["OLD.drop2.csv"]
     assert not (settings.home / "demo-data" / "drops" / "2" / "assets" / "AAA.drop2.csv").exists()
 
 
@@ -150,7 +144,7 @@ def test_keys_put_synthetic_data_under_its_own_folder(settings: Settings,
     assert [f.key for f in real[1].files["assets"]] == ["assets/AAA.drop2.csv"]
     assert sorted(f.key for f in synthetic[0].files["assets"]) == ["assets/synthetic/AAA.csv",
                                                                     "assets/synthetic/OLD.csv"]
-    assert [f.key for f in synthetic[2].files["assets"]] == ["assets/synthetic/AAA.drop3.csv"]
+    assert [f.key for f in synthetic[1].files["assets"]] == ["assets/synthetic/AAA.drop2.csv"]
     raw = settings.raw_uri
     assert all(layout.is_synthetic(raw, "assets", storage.join(raw, f.key))
                for d in synthetic for f in d.files["assets"])
@@ -162,7 +156,7 @@ def data_lines(path: Path) -> int:
     return len(read_source(path).records)
 
 
-def test_the_shared_data_cuts_into_three_drops(settings: Settings, shared_data: Path) -> None:
+def test_the_shared_data_cuts_into_two_drops(settings: Settings, shared_data: Path) -> None:
     kind, inputs = demo.demo_inputs(settings)
     assert kind == "real"
     assert [p.name for p in inputs["matchups"]] == ["international_matches.csv", "results.csv"]
@@ -172,18 +166,17 @@ def test_the_shared_data_cuts_into_three_drops(settings: Settings, shared_data: 
     assert md5(first["international_matches.csv"].path) == md5(kaggle), "the Kaggle file ends 2022-06: all history"
     assert "results.csv" in first
     assert list(by_name(drops, 2, "matchups")) == ["results.drop2.csv"]
-    assert list(by_name(drops, 3, "matchups")) == ["results.drop3.csv"]
-    assert drops[2].ranges["matchups"] == "2026-04-19 to 2026-07-19"  # results.csv ends 2026-07-19
+    assert drops[1].ranges["matchups"] == "2026-04-19 to 2026-07-19"  # results.csv ends 2026-07-19
     for use_case, sources in inputs.items():
         for source in sources:
             stem = source.stem
             parts = [f for d in drops for f in d.files.get(use_case, ())
-                     if f.path.name in (source.name, f"{stem}.drop2.csv", f"{stem}.drop3.csv")]
+                     if f.path.name in (source.name, f"{stem}.drop2.csv")]
             assert sum(data_lines(f.path) for f in parts) == data_lines(source), source.name
             assert sum(f.rows for f in parts) == data_lines(source), source.name
     for symbol in inputs["assets"]:
         assert len([d for d in drops if any(f.path.stem.split(".")[0] == symbol.stem
-                                            for f in d.files.get("assets", ()))]) == 3
+                                            for f in d.files.get("assets", ()))]) == 2
 
 
 # --- the demo's flow -------------------------------------------------------------------------------------------
@@ -247,7 +240,7 @@ def test_a_second_feed_uploads_nothing_and_logs_no_predictions(settings: Setting
         0, "no predictions: drop 2 is in the bucket already")
     assert demo.predictions_before(settings, None, web=object()) == (0, "")
     assert demo.drop_line(drops[1], demo.upload_drop(settings, drops[1]), 0) == (
-        "drop 2 (2025-11-30 to 2026-02-27): 1 file (1 already there), 0 runs, 0 predictions logged")
+        "drop 2 (2026-02-28 to 2026-05-31): 1 file (1 already there), 0 runs, 0 predictions logged")
 
 
 class FakeWebTier(BaseHTTPRequestHandler):
@@ -299,7 +292,7 @@ def test_between_drops_the_demo_asks_the_web_tier_for_the_next_drops_predictions
     matches = write(tmp_path / "src" / "matches.csv", [
         KAGGLE_HEADER,
         "01/01/2022,Brazil,Chile,2,1,Friendly,Rio,FALSE",
-        "02/09/2022,Peru,Chile,1,3,Copa América,Lima,TRUE",  # C1 2022-04-01, C2 2022-07-01: drop 3
+        "02/09/2022,Peru,Chile,1,3,Copa América,Lima,TRUE",  # C 2022-07-01: drop 2
         "01/08/2022,Chile,Atlantis,1,1,Friendly,Santiago,FALSE",  # Atlantis is unknown: skipped
         "01/10/2022,Chile,Brazil,1,1,FIFA World Cup qualification,Santiago,FALSE",
     ])
@@ -309,12 +302,9 @@ def test_between_drops_the_demo_asks_the_web_tier_for_the_next_drops_predictions
     logged, note = demo.predictions_before(settings, drops[1], web)
     assert note == ""
     posted = server.posted  # type: ignore[attr-defined]
-    assert ("/api/v1/assets/predict", {"symbol": "AAA"}) in posted and len(posted) == 2, posted
-    assert logged == 1, "OLD's prediction answered 400: not logged"
-    logged, _ = demo.predictions_before(settings, drops[2], web)
-    assert posted[2:] == [("/api/v1/assets/predict", {"symbol": "AAA"}), ("/api/v1/assets/predict", {"symbol": "OLD"}),
-                          ("/api/v1/matchups/predict", {"home_team": "Peru", "away_team": "Chile", "neutral": True,
-                                                        "tournament": "continental"}),
-                          ("/api/v1/matchups/predict", {"home_team": "Chile", "away_team": "Brazil",
-                                                        "neutral": False, "tournament": "qualifier"})]
-    assert logged == 3
+    assert posted == [("/api/v1/assets/predict", {"symbol": "AAA"}), ("/api/v1/assets/predict", {"symbol": "OLD"}),
+                      ("/api/v1/matchups/predict", {"home_team": "Peru", "away_team": "Chile", "neutral": True,
+                                                    "tournament": "continental"}),
+                      ("/api/v1/matchups/predict", {"home_team": "Chile", "away_team": "Brazil",
+                                                    "neutral": False, "tournament": "qualifier"})]
+    assert logged == 3, "OLD's prediction answered 400: not logged"

@@ -3,11 +3,12 @@
 Up: Airflow standalone (:8080), the web tier when it is installed (nginx :8000 over gunicorn :8001 and :8002), and
 the watcher that turns files in the local raw bucket into S3 events for the trigger Lambda's handler. Then the
 demo data (the real files from ../shared/data when they are there, otherwise the synthetic generator's, under
-<use_case>/synthetic/ in the bucket) is fed in three drops by date (pronostico.local.drops): the history, then the
-newer months twice. After each drop the demo follows the DAG runs its uploads start until they end, and before the
-next one it asks the web tier for predictions, so that they are logged and later meet what really happened. It
-returns with everything running in the background. Running it again uploads nothing that is already in the bucket
-and starts nothing that runs: it only reports.
+<use_case>/synthetic/ in the bucket) is fed in two drops by date (pronostico.local.drops): the history, then the
+newest months. After each drop the demo follows the DAG runs its uploads start until they end (the first drop's runs
+tune the forest, the second's refit it with those hyperparameters), and before the next one it asks the web tier for
+predictions, so that they are logged and later meet what really happened. The web tier's URL is printed as soon as
+the first drop's models serve. It returns with everything running in the background. Running it again uploads
+nothing that is already in the bucket and starts nothing that runs: it only reports.
 """
 
 from __future__ import annotations
@@ -111,6 +112,8 @@ def feed_drops(settings: Settings, drops: Sequence[Drop], web: Any) -> bool:
             return False
         logged, note = predictions_before(settings, following, web)
         say(drop_line(drop, uploads, logged, note))
+        if web and drop.number == 1:
+            say(f"the first models serve: http://127.0.0.1:{settings.web.port}/ (the rest of the tour follows)")
     return True
 
 

@@ -1,10 +1,10 @@
-"""`make demo`'s drops: each use case's demo files cut by date into the history and two newer slices.
+"""`make demo`'s drops: each use case's demo files cut by date into the history and the newest months.
 
-Drop 1 holds every row dated before C1, drop 2 the rows in [C1, C2), drop 3 the rows from C2 on, where C2 is the
-newest date in the use case's files minus RECENT_MONTHS and C1 that newest date minus HISTORY_GAP_MONTHS. Fed in
-order, they give the models page a champion evaluated on rows it never saw, a trend, and predictions made between
-drops to check against what happened. Lines are filtered as bytes, never parsed and written again, so numbers keep
-their text and a file wholly before C1 comes out byte for byte (its etag is the original's).
+Drop 1 holds every row dated before C, drop 2 the rows from C on, where C is the newest date in the use case's files
+minus RECENT_MONTHS. Fed in order, they give the models page a champion evaluated on rows it never saw, and
+predictions made between the drops to check against what happened; the second drop refits with the first one's tuned
+hyperparameters. Lines are filtered as bytes, never parsed and written again, so numbers keep their text and a file
+wholly before C comes out byte for byte (its etag is the original's).
 """
 
 from __future__ import annotations
@@ -21,9 +21,8 @@ from pathlib import Path
 from pronostico.core.config import Settings
 from pronostico.core.layout import SYNTHETIC_FOLDER
 
-RECENT_MONTHS = 3  # drop 3: the newest three months
-HISTORY_GAP_MONTHS = 6  # drop 2: the three months before those; drop 1: everything older
-DROP_COUNT = 3
+RECENT_MONTHS = 3  # drop 2: the newest three months; drop 1: everything older
+DROP_COUNT = 2
 DATE_COLUMN = "date"
 KINDS = ("real", "synthetic")
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -55,24 +54,19 @@ class Drop:
 
 @dataclass(frozen=True)
 class Cutoffs:
-    first: date  # C1: drop 2 starts here
-    second: date  # C2: drop 3 starts here
+    recent: date  # C: drop 2 starts here
     newest: date
 
     @classmethod
     def from_newest(cls, newest: date) -> Cutoffs:
-        return cls(months_before(newest, HISTORY_GAP_MONTHS), months_before(newest, RECENT_MONTHS), newest)
+        return cls(months_before(newest, RECENT_MONTHS), newest)
 
     def drop_of(self, day: date | None) -> int:
-        """1, 2 or 3; an undated row stays with the history, where the convert step reports it."""
-        if day is None or day < self.first:
-            return 1
-        return 2 if day < self.second else 3
+        """1 or 2; an undated row stays with the history, where the convert step reports it."""
+        return 1 if day is None or day < self.recent else 2
 
-    def ranges(self) -> tuple[str, str, str]:
-        day = timedelta(days=1)
-        return (f"history to {self.first - day}", f"{self.first} to {self.second - day}",
-                f"{self.second} to {self.newest}")
+    def ranges(self) -> tuple[str, str]:
+        return f"history to {self.recent - timedelta(days=1)}", f"{self.recent} to {self.newest}"
 
 
 @dataclass(frozen=True)
