@@ -136,3 +136,12 @@ def test_an_index_of_another_format_counts_as_absent(registry_with_two) -> None:
     storage.write_json(layout.index_uri(registry_with_two, USE_CASE), {"format": 0, "versions": []})
     assert registry.read_index(registry_with_two, USE_CASE) is None
     assert registry.read_index(registry_with_two, "matchups") is None
+
+
+def test_an_index_covers_only_what_it_knows(settings, registry_with_two) -> None:
+    write_evaluation(settings, "run-a", "2025-01-01T00:00:00+00:00")
+    index = registry.update_index(registry_with_two, USE_CASE)
+    assert registry.index_covers(index, {"v1", "v2"}, "run-a")
+    assert not registry.index_covers(index, {"v1", "v3"}, "run-a")  # a version written since
+    assert not registry.index_covers(index, {"v1"}, "run-b")  # an evaluation written since
+    assert not registry.index_covers(index, {"v1"})  # the worker has none: the index's may be gone

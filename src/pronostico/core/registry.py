@@ -369,10 +369,12 @@ def update_index(models_uri: str, use_case: str, rebuild: bool = False) -> dict[
 
 
 def index_covers(index: dict[str, Any], versions: set[str], run_id: str = "") -> bool:
-    """Whether the index knows these versions and this evaluation: what a web worker serves. One it does not know is
-    older than the files (written by hand, or by a writer that skipped `update_index`), with no read to find out."""
+    """Whether the index knows these versions and this evaluation (none: it knows no evaluation either): what a web
+    worker serves. One that does not is older than the files (written by hand, or by a writer that skipped
+    `update_index`), found out with no read."""
     known = {e["manifest"]["version"] for e in index["versions"]}
-    return versions <= known and (not run_id or any(e["point"]["run_id"] == run_id for e in index["evaluations"]))
+    runs = {e["point"]["run_id"] for e in index["evaluations"]}
+    return versions <= known and (run_id in runs if run_id else not runs)
 
 
 def build_index(models_uri: str, use_case: str, previous: dict[str, Any] | None = None) -> dict[str, Any]:
