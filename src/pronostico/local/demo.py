@@ -87,11 +87,13 @@ def up(settings: Settings) -> int:
     kind, inputs = demo_inputs(settings)
     drops = plan_drops(settings, kind, inputs)  # before any service starts: a file that cannot be cut fails fast
     say(f"Airflow on :{airflow.port(settings)} (the first start takes a minute or two)")
-    airflow.start(settings)
+    running = airflow.launch(settings)  # the web tier starts meanwhile
     web = web_stack()
     if web:
         say(f"web tier: nginx on :{settings.web.port}, gunicorn on {', '.join(map(str, settings.web.app_ports))}")
         web.start(settings)
+    airflow.wait_until_ready(settings, running)
+    # after Airflow is ready: the watcher reads the API password Airflow's first start writes
     say("watcher: local S3 events from the raw bucket to the trigger handler")
     watcher.start(settings)
     say(f"demo data ({kind}): {len(drops)} drops into {settings.raw_uri}")
@@ -176,7 +178,7 @@ def follow_runs(settings: Settings, uploads: list[Upload], timeout: float = TRAI
             if state.split(":")[0] in TERMINAL:
                 del pending[run_id]
         if pending:
-            time.sleep(2.0)
+            time.sleep(1.0)
     if pending:
         say(f"gave up waiting after {timeout / 60:.0f} min for {len(pending)} run(s); see http://127.0.0.1:"
             f"{airflow.port(settings)} and {settings.logs_dir}")

@@ -82,14 +82,24 @@ def api(settings: Settings) -> AirflowApi:
 def start(settings: Settings, timeout: float = READY_SECONDS,
           log_ports: tuple[int, int] = DEMO_LOG_PORTS) -> processes.Running:
     """Start Airflow unless it runs; return once its API answers and the DAG is parsed and unpaused."""
-    service = airflow_service(settings, log_ports)
+    return wait_until_ready(settings, launch(settings, log_ports), timeout, log_ports)
+
+
+def launch(settings: Settings, log_ports: tuple[int, int] = DEMO_LOG_PORTS) -> processes.Running:
+    """Start Airflow unless it runs, without waiting for it: its first start takes a minute, which the caller can
+    spend starting other services (`wait_until_ready` then)."""
     if processes.read_running(settings.run_dir, SERVICE) is None and processes.port_open(port(settings)):
         raise processes.ServiceFailed(f"port {port(settings)} is taken by a program this stack did not start; "
                                       "stop it, or set PRONOSTICO_AIRFLOW_URL to another port")
     airflow_home(settings).mkdir(parents=True, exist_ok=True)
-    running = processes.start(service, settings.run_dir, settings.logs_dir)
+    return processes.start(airflow_service(settings, log_ports), settings.run_dir, settings.logs_dir)
+
+
+def wait_until_ready(settings: Settings, running: processes.Running, timeout: float = READY_SECONDS,
+                     log_ports: tuple[int, int] = DEMO_LOG_PORTS) -> processes.Running:
+    """Return once Airflow's API answers and the DAG is parsed and unpaused."""
     deadline = time.monotonic() + timeout
-    processes.wait_until_ready(service, running, timeout)
+    processes.wait_until_ready(airflow_service(settings, log_ports), running, timeout)
     wait_for_dag(settings, running, deadline)
     return running
 
