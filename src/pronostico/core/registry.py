@@ -331,8 +331,8 @@ def latest_evaluation(models_uri: str, use_case: str) -> dict[str, Any] | None:
 INDEX_FORMAT = 2
 INDEX_MANIFEST = ("version", "use_case", "created_at", "run_id", "data_range", "training_range", "holdout_range",
                   "entities")  # what listing a version needs of its manifest: the rest (inputs, tuning) is big
-INDEX_METRICS = ("model", "baselines", "best_baseline", "split")  # the baselines without calibration bins: only the
-# model's are drawn, and they are most of a version's metrics
+# of its metrics, and of its baselines' not the calibration bins: only the model's are drawn, and they are the bulk
+INDEX_METRICS = ("model", "baselines", "best_baseline", "split")
 INDEX_SOURCES = (layout.MANIFEST, layout.METRICS, layout.PROMOTION)  # a version's files the index briefs
 INDEX_ATTEMPTS = 3
 
