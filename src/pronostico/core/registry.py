@@ -66,6 +66,12 @@ def read_current(models_uri: str, use_case: str) -> dict[str, Any] | None:
     return {**current, "state_version": current.get("state_version") or current["version"]}
 
 
+def champion_manifest(models_uri: str, use_case: str) -> dict[str, Any] | None:
+    """The serving version's manifest: what it was trained on and with; None when nothing is serving."""
+    current = read_current(models_uri, use_case)
+    return _manifest(models_uri, use_case, current["version"]) if current else None
+
+
 def list_versions(models_uri: str, use_case: str) -> list[dict[str, Any]]:
     """Complete versions (those with a manifest), oldest first, with their metrics and promotion decision; `current`
     marks the serving model, `serving_state` the version whose entity state it answers from."""
