@@ -1,6 +1,6 @@
 """make bench: measure each benchmark (all, or those named), keep its section, and write docs/BENCHMARKS.md.
 
-    python -m benchmarks [serving] [model_time] [pipeline] [freshness] [quality] [tuning] [models_index]
+    python -m benchmarks [serving] [model_time] [pipeline] [freshness] [quality] [tuning] [models_index] [log_scale]
     python -m benchmarks --assemble reliability     # docs/RELIABILITY.md from the fault tests' sections
 
 Each benchmark is a module of this package with `section() -> str`: its markdown, headed `## ...`.
@@ -17,7 +17,7 @@ from benchmarks.report import DOCUMENTS, assemble, save_section
 MODULES = {"serving": "benchmarks.serving", "model_time": "benchmarks.model_time",
            "pipeline": "benchmarks.pipeline_scale", "freshness": "benchmarks.freshness",
            "quality": "benchmarks.matchups_quality", "tuning": "benchmarks.matchups_tuning",
-           "models_index": "benchmarks.models_index"}
+           "models_index": "benchmarks.models_index", "log_scale": "benchmarks.log_scale"}
 
 
 def main(argv: list[str] | None = None) -> None:

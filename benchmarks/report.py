@@ -22,7 +22,8 @@ REPORTS = Path(os.environ.get("PRONOSTICO_REPORTS_DIR", load_settings().home / "
 MARKER = "<!-- section: {} -->"  # where a section starts in an assembled document
 DOCUMENTS = {
     "benchmarks": ("BENCHMARKS.md", "Benchmarks", [
-        "serving", "model_time", "pipeline", "freshness", "quality", "tuning", "models_index"]),
+        "serving", "model_time", "pipeline", "freshness", "quality", "tuning", "models_index",
+        "log_scale"]),
     "reliability": ("RELIABILITY.md", "Reliability", [
         "gunicorn_kill", "database_outage", "duplicate_events", "malformed_csv", "emr_step_failure",
         "airflow_down", "api_fuzzing"]),

@@ -1,0 +1,392 @@
+"""The prediction log at 10 million rows: the pages before and after the rollups, the shipper's rate, and a fleet of
+shippers against one MariaDB.
+
+    python -m benchmarks log_scale          # the section of docs/BENCHMARKS.md
+    python -m benchmarks.log_scale --drop   # drop the generated databases (10M rows take minutes to load)
+
+The 10M-row database is generated once in MariaDB (SQL over its sequence engine) and kept between runs while its row
+count is right. "Before" is the same Flask app reading the views of migrations 0002 and 0003 over the raw rows: a
+second database holds those views over the first one's tables, so the app, the queries and the data are the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import runpy
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from benchmarks.report import PROJECT_ROOT, markdown_table
+from pronostico.prediction_log import db, rollups, shipper
+from pronostico.prediction_log.schema import insert_ignoring_duplicates, log_line
+from pronostico.prediction_log.spool import SpoolWriter
+
+SERVER = os.environ.get("PRONOSTICO_BENCH_MARIADB", "mysql+pymysql://root@127.0.0.1:3306")
+DATABASE = "pronostico_bench_log_scale"
+RAW_DATABASE = f"{DATABASE}_raw"
+ROWS = int(os.environ.get("PRONOSTICO_BENCH_LOG_ROWS", 10_000_000))  # fewer for a quick try
+DAYS = 730
+VERSIONS = 8  # per use case, one a quarter
+TEAMS, SYMBOLS = 120, 40
+CHUNK = 1_000_000
+REQUESTS_AFTER, REQUESTS_BEFORE = 15, 3
+SHIPPED_LINES = 40_000
+FLEET = (1, 4, 16)
+FLEET_LINES = 96_000  # spread over the shippers of each fleet size
+MIGRATIONS = Path(db.MIGRATIONS) / "versions"
+TIMED_OUT = float("inf")
+ENDPOINTS = ("/api/v1/analytics", "/api/v1/models/matchups/live", "/api/v1/models/assets/live")
+
+
+def url(database: str) -> str:
+    return f"{SERVER}/{database}"
+
+
+def server(sql: str) -> None:
+    engine = sa.create_engine(SERVER)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(sql))
+    finally:
+        engine.dispose()
+
+
+# --- the 10M-row log ------------------------------------------------------------------------------------------------
+
+# one row per sequence number n: time order, both use cases, a version a quarter, skewed subjects, 3 probabilities
+GENERATE = f"""
+INSERT INTO prediction_log (prediction_id, created_at, use_case, channel, model_version, home_team, away_team,
+    neutral, tournament, symbol, as_of, outcome, p_home_win, p_draw, p_away_win, p_sell, p_hold, p_buy, latency_ms,
+    rolled_up)
+SELECT CONCAT('00000000-0000-7000-8000-', LPAD(HEX(n), 12, '0')), at, use_case, IF(n % 5 = 0, 'form', 'api'),
+       CONCAT(use_case, '-v', FLOOR(n * {VERSIONS} / {ROWS})),
+       IF(m, CONCAT('Team', LPAD(home, 3, '0')), NULL),
+       IF(m, CONCAT('Team', LPAD((home + 1 + FLOOR(r3 * {TEAMS - 1})) % {TEAMS}, 3, '0')), NULL),
+       IF(m, n % 3 = 0, NULL), IF(m, 'friendly', NULL),
+       IF(m, NULL, CONCAT('SYM', LPAD(FLOOR(r3 * r3 * {SYMBOLS}), 2, '0'))),
+       IF(m, DATE(at) - INTERVAL WEEKDAY(at) + 2 DAY, DATE(at) - INTERVAL 1 DAY),
+       CASE WHEN r1 >= r2 AND r1 >= r0 THEN IF(m, 'home_win', 'buy')
+            WHEN r2 >= r0 THEN IF(m, 'draw', 'hold') ELSE IF(m, 'away_win', 'sell') END,
+       IF(m, r1 / s, NULL), IF(m, r2 / s, NULL), IF(m, r0 / s, NULL),
+       IF(m, NULL, r0 / s), IF(m, NULL, r2 / s), IF(m, NULL, r1 / s), 0.2 + r3, 0
+FROM (SELECT n, m, at, use_case, r0, r1, r2, r3, r0 + r1 + r2 AS s, FLOOR(r1 * r1 * {TEAMS}) AS home
+      FROM (SELECT seq AS n, seq % 2 = 0 AS m, IF(seq % 2 = 0, 'matchups', 'assets') AS use_case,
+                   TIMESTAMPADD(MICROSECOND, FLOOR(seq * ({DAYS} * 86400e6 / {ROWS})), '2025-01-01') AS at,
+                   RAND(seq) AS r0, RAND(seq + {ROWS}) AS r1, RAND(seq + 2 * {ROWS}) AS r2,
+                   RAND(seq + 3 * {ROWS}) AS r3
+            FROM seq_{{start}}_to_{{stop}}) AS drawn) AS rows_"""
+
+# matchups: every pair meets every 90 days, in both orientations; assets: a bar a day per symbol
+EVENTS = [f"""
+INSERT INTO observed_events (use_case, subject_a, subject_b, event_date, earliest_as_of, outcome, loaded_at)
+SELECT 'matchups', CONCAT('Team', LPAD(a.seq, 3, '0')), CONCAT('Team', LPAD(b.seq, 3, '0')),
+       '2025-01-01' + INTERVAL (d.seq * 90 + (a.seq + b.seq) % 90) DAY,
+       '2025-01-01' + INTERVAL (CAST(d.seq * 90 + (a.seq + b.seq) % 90 AS SIGNED) - 365) DAY,
+       ELT(1 + (a.seq * 7 + b.seq * 13 + d.seq) % 3, 'home_win', 'draw', 'away_win'), NOW()
+FROM seq_0_to_{TEAMS - 1} a JOIN seq_0_to_{TEAMS - 1} b ON a.seq <> b.seq JOIN seq_0_to_8 d""", f"""
+INSERT INTO observed_events (use_case, subject_a, subject_b, event_date, earliest_as_of, outcome, loaded_at)
+SELECT 'assets', CONCAT('SYM', LPAD(s.seq, 2, '0')), '', '2025-01-01' + INTERVAL d.seq DAY,
+       '2025-01-01' + INTERVAL (CAST(d.seq AS SIGNED) - 1) DAY,
+       ELT(1 + (s.seq * 11 + d.seq * 5) % 3, 'sell', 'hold', 'buy'), NOW()
+FROM seq_0_to_{SYMBOLS - 1} s JOIN seq_1_to_{DAYS + 1} d"""]
+
+
+def ensure_log(progress: Callable[[str], None]) -> dict[str, float]:
+    """The 10M-row database with its rollups, built unless it is there already; the seconds each step took."""
+    try:
+        with sa.create_engine(url(DATABASE)).connect() as connection:
+            found = connection.execute(sa.text("SELECT COUNT(*) FROM prediction_log WHERE rolled_up = 1")).scalar()
+        if found == ROWS:
+            progress(f"reusing {DATABASE} ({ROWS:,} rows)")
+            return {}
+    except sa.exc.SQLAlchemyError:
+        pass
+    server(f"DROP DATABASE IF EXISTS {DATABASE}")
+    server(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
+    db.upgrade(url(DATABASE))
+    engine = db.create_engine(url(DATABASE))
+    timings = {}
+    try:
+        started = time.monotonic()
+        for start in range(0, ROWS, CHUNK):
+            with engine.begin() as connection:
+                connection.execute(sa.text(GENERATE.format(start=start, stop=min(start + CHUNK, ROWS) - 1)))
+            progress(f"generated {min(start + CHUNK, ROWS):,} rows")
+        with engine.begin() as connection:
+            for sql in EVENTS:
+                connection.execute(sa.text(sql))
+        timings["generate"] = time.monotonic() - started
+        started = time.monotonic()
+        rollups.catch_up(engine, batch_rows=50_000)  # what the shipper does at start for rows it never counted
+        timings["catch_up"] = time.monotonic() - started
+        started = time.monotonic()
+        with engine.begin() as connection:
+            for use_case in ("matchups", "assets"):
+                rollups.resolve_use_case(connection, use_case)  # what loading the events file does
+        timings["resolve"] = time.monotonic() - started
+    finally:
+        engine.dispose()
+    return timings
+
+
+def raw_views() -> None:
+    """The views of migrations 0002 and 0003, over the 10M-row database's tables, in a database of their own."""
+    bi = runpy.run_path(str(MIGRATIONS / "0002_bi_views.py"))
+    live = runpy.run_path(str(MIGRATIONS / "0003_live_results.py"))
+    views = {name: sql.format(hour=bi["HOUR_BUCKET"]["mysql"]) for name, sql in bi["VIEWS"].items()} | live["VIEWS"]
+    server(f"DROP DATABASE IF EXISTS {RAW_DATABASE}")
+    server(f"CREATE DATABASE {RAW_DATABASE} CHARACTER SET utf8mb4")
+    engine = sa.create_engine(url(RAW_DATABASE))
+    try:
+        with engine.begin() as connection:
+            for name, sql in views.items():
+                for table in ("prediction_log", "observed_events"):
+                    sql = sql.replace(f" {table} ", f" {DATABASE}.{table} ")
+                connection.execute(sa.text(f"CREATE VIEW {name} AS {sql.strip()}"))
+    finally:
+        engine.dispose()
+
+
+# --- the pages, cold ------------------------------------------------------------------------------------------------
+
+def page_times(database: str, requests: int) -> dict[str, list[float]]:
+    """Milliseconds per request of each endpoint, through the real app with its caches off (every request misses)."""
+    from app import create_app
+
+    with tempfile.TemporaryDirectory() as home:
+        # MariaDB stops a query at 30 s, the app's read timeout: otherwise the old views' queries would run on
+        stopped = url(database) + "?init_command=SET%20max_statement_time%3D30"
+        app = create_app({"DB_URL": stopped, "MODELS_URI": Path(home).as_uri(), "SPOOL_DIR": home,
+                          "MODEL_POLL_SECONDS": 0, "ANALYTICS_CACHE_SECONDS": 0, "MODELS_CACHE_SECONDS": 0,
+                          "TESTING": True})
+        client = app.test_client()
+        times: dict[str, list[float]] = {endpoint: [] for endpoint in ENDPOINTS}
+        for _ in range(requests):
+            for endpoint in ENDPOINTS:
+                if TIMED_OUT in times[endpoint]:
+                    continue  # once is enough to know
+                started = time.perf_counter()
+                answer = client.get(endpoint)
+                elapsed = (time.perf_counter() - started) * 1000
+                # a 503 is the app's answer when the database did not answer within its 30 s read timeout
+                times[endpoint].append(elapsed if answer.status_code == 200 else TIMED_OUT)
+        app.extensions["pronostico.db"].dispose()
+    return times
+
+
+# --- the shipper ------------------------------------------------------------------------------------------------------
+
+def fill_spool(directory: Path, lines: int, seed: int) -> None:
+    """Real log lines, as the app writes them: half matchups, half assets, for today."""
+    writer = SpoolWriter(directory)
+    for i in range(lines):
+        n = seed * 10_000_000 + i
+        if i % 2:
+            answer = {"prediction_id": str(uuid.uuid4()), "model_version": "matchups-v9",
+                      "home_team": f"Team{n % TEAMS:03d}", "away_team": f"Team{(n * 7 + 1) % TEAMS:03d}",
+                      "neutral": False, "tournament": "friendly", "as_of": "2026-12-01", "outcome": "home_win",
+                      "probabilities": {"home_win": 0.5, "draw": 0.3, "away_win": 0.2}}
+            writer.append(log_line("matchups", "api", answer, 0.4))
+        else:
+            answer = {"prediction_id": str(uuid.uuid4()), "model_version": "assets-v9",
+                      "symbol": f"SYM{n % SYMBOLS:02d}", "as_of": "2026-12-01", "signal": "buy",
+                      "probabilities": {"sell": 0.2, "hold": 0.3, "buy": 0.5}}
+            writer.append(log_line("assets", "api", answer, 0.4))
+    writer.close()
+
+
+def plain_insert(connection: sa.Connection, rows: Any) -> int:
+    """The shipper's INSERT as it was before the rollups."""
+    rows = list(rows)
+    connection.execute(insert_ignoring_duplicates(connection.dialect.name), [{**r, "rolled_up": False} for r in rows])
+    return len(rows)
+
+
+def ship(database: str, spool: Path, with_rollups: bool) -> tuple[int, float]:
+    """Drain a spool with the shipper's real batches; (rows, seconds)."""
+    engine = db.create_engine(url(database))
+    original = shipper.insert_rows
+    shipper.insert_rows = original if with_rollups else plain_insert
+    try:
+        started = time.perf_counter()
+        shipped = shipper.LogShipper(engine, spool).drain()
+        return shipped, time.perf_counter() - started
+    finally:
+        shipper.insert_rows = original
+        engine.dispose()
+
+
+def fresh_database(tag: str) -> str:
+    name = f"pronostico_bench_{tag}_{uuid.uuid4().hex[:8]}"
+    server(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    db.upgrade(url(name))
+    return name
+
+
+def shipper_rates(work: Path) -> dict[str, list[float]]:
+    """Rows/s draining the same kind of spool, with and without the rollups, alternated, twice each."""
+    rates: dict[str, list[float]] = {"with": [], "without": []}
+    for attempt in range(2):
+        for mode in ("without", "with"):
+            spool = work / f"spool-{mode}-{attempt}"
+            fill_spool(spool, SHIPPED_LINES, seed=attempt * 2 + (mode == "with"))
+            database = fresh_database("shipper")
+            try:
+                rows, seconds = ship(database, spool, with_rollups=mode == "with")
+                rates[mode].append(rows / seconds)
+            finally:
+                server(f"DROP DATABASE IF EXISTS {database}")
+    return rates
+
+
+def _fleet_member(database: str, spool: str, lines: int, seed: int, ready: Any, go: Any, out: Any) -> None:
+    fill_spool(Path(spool), lines, seed)
+    ready.release()
+    go.wait()
+    out.put(ship(database, Path(spool), with_rollups=True)[0])
+
+
+def fleet_rate(work: Path, shippers: int) -> tuple[int, float]:
+    """N shipper processes, each draining its own spool into one database; (rows, seconds until the last is done)."""
+    context = multiprocessing.get_context("fork")
+    database = fresh_database("fleet")
+    ready, go, out = context.Semaphore(0), context.Event(), context.Queue()
+    members = [context.Process(target=_fleet_member, args=(database, str(work / f"fleet-{shippers}-{i}"),
+                                                           FLEET_LINES // shippers, 100 + i, ready, go, out))
+               for i in range(shippers)]
+    try:
+        for member in members:
+            member.start()
+        for _ in members:
+            ready.acquire()
+        started = time.perf_counter()
+        go.set()
+        rows = sum(out.get(timeout=600) for _ in members)
+        seconds = time.perf_counter() - started
+        for member in members:
+            member.join()
+        return rows, seconds
+    finally:
+        server(f"DROP DATABASE IF EXISTS {database}")
+
+
+# --- the section ------------------------------------------------------------------------------------------------------
+
+def serving_rate() -> tuple[int, str]:
+    """Logged predictions/s at 16 connections from the serving section of docs/BENCHMARKS.md, and its row."""
+    for line in (PROJECT_ROOT / "docs" / "BENCHMARKS.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) > 3 and cells[0] == "16" and cells[1] == "predictions":
+            return int(cells[3].replace(",", "")), line
+    raise LookupError("docs/BENCHMARKS.md has no serving row for predictions at 16 connections")
+
+
+def section() -> str:
+    progress = lambda line: print("  " + line, flush=True)  # noqa: E731
+    timings = ensure_log(progress)
+    raw_views()
+    progress("measuring the pages")
+    after = page_times(DATABASE, REQUESTS_AFTER)
+    before = page_times(RAW_DATABASE, REQUESTS_BEFORE)
+    with tempfile.TemporaryDirectory() as work:
+        progress("measuring the shipper")
+        rates = shipper_rates(Path(work))
+        progress("measuring the fleet")
+        fleet = {n: fleet_rate(Path(work), n) for n in FLEET}
+    return render(timings, before, after, rates, fleet)
+
+
+def render(timings: dict[str, float], before: dict[str, list[float]], after: dict[str, list[float]],
+           rates: dict[str, list[float]], fleet: dict[int, tuple[int, float]]) -> str:
+    pages = [[f"`{e}`", shown(before[e]), shown(after[e]), ratio(before[e], after[e]),
+              "yes" if statistics.median(after[e]) <= 100 else "no"] for e in ENDPOINTS]
+    with_rate, without_rate = statistics.median(rates["with"]), statistics.median(rates["without"])
+    fleet_rows = [[n, f"{rows:,}", f"{seconds:.1f}", f"{rows / seconds:,.0f}"] for n, (rows, seconds) in fleet.items()]
+    best = max(rows / seconds for rows, seconds in fleet.values())
+    serving, _ = serving_rate()
+    built = (f" Built in this run: {timings['generate']:.0f} s to generate the rows and events, "
+             f"{timings['catch_up']:.0f} s for `rollups.catch_up` to count them "
+             f"({ROWS / timings['catch_up']:,.0f} rows/s), {timings['resolve']:.0f} s to resolve the live rollup."
+             if timings else " Reused from an earlier run.")
+    return f"""## The prediction log at 10 million rows
+
+`make bench ONLY=log_scale` (`python -m benchmarks log_scale`; `python -m benchmarks.log_scale --drop` drops the
+generated databases). {ROWS:,} rows in MariaDB {mariadb_version()} (its default 128 MiB buffer pool), spread over
+{DAYS} days, both use cases, {VERSIONS} model versions each, {TEAMS} teams and {SYMBOLS} symbols with skewed
+popularity, plus observed events (every pair of teams meets every 90 days; a bar a day per symbol).{built}
+
+**The pages, cold.** The real Flask app (test client) with its caches off, so every request queries. *Before* is
+the same app reading the views of migrations 0002 and 0003 over the raw rows (kept in a second database for this
+benchmark only), *after* reads the rollups (migration 0004). Milliseconds, median of {REQUESTS_BEFORE} requests
+before (an endpoint that timed out once is not asked again) and {REQUESTS_AFTER} after:
+
+{markdown_table(["endpoint", "before p50 ms", "after p50 ms", "before / after", "after <= 100 ms"], pages)}
+
+**The shipper's rate.** `LogShipper.drain()` of {SHIPPED_LINES:,} real log lines (half matchups, half assets) in
+batches of 500 into a fresh database, without the rollups (the INSERT as it was) and with them, alternated, twice
+each: {without_rate:,.0f} rows/s without, {with_rate:,.0f} rows/s with ({with_rate / without_rate:.2f}).
+
+**A fleet of shippers against one database.** N shipper processes, each draining its own spool (
+{FLEET_LINES:,} lines in all) with the rollups, into one MariaDB, from a common start until the last is done:
+
+{markdown_table(["shippers", "rows", "seconds", "rows/s"], fleet_rows)}
+
+**How many web instances one database carries.** The serving section above measured {serving:,} logged
+predictions/s on this machine at 16 connections (two gunicorn instances of two workers each: one 2-core web host).
+One database took at best {best:,.0f} rows/s from the shippers, so it carries about {best / serving:.1f} such web
+hosts running flat out, on 2 cores shared with the shippers themselves. {RDS_REASONING}
+"""
+
+
+RDS_REASONING = """The templates' default `DbInstanceClass` is `db.t4g.micro`
+(`cloudformation/main.yaml`, `cloudformation/database.yaml`): 2 burstable vCPUs with a 10 % baseline and 1 GiB
+of memory (a buffer pool of about 0.7 GiB). That is right for the default deployment, a demo or a staging stack
+whose traffic is people: shipping a few rows a second and the rollups' small pages stay far below its baseline,
+and the working set of the pages is now the rollups, not the log. It is not right for a fleet that serves flat out:
+sustained shipping at the rates above uses the whole CPU, which a t4g.micro keeps only while its CPU credits last
+(then it is held at 10 %, a tenth of the rows), and its buffer pool cannot hold a growing raw log's indexes.
+For sustained load choose a non-burstable class with the CPUs the fleet's rows need, e.g. `db.m7g.large` (2 vCPUs,
+8 GiB) for up to the web hosts above, and set `PRONOSTICO_LOG_RETENTION_DAYS` so the raw log stops growing."""
+
+
+def shown(times: list[float]) -> str:
+    if TIMED_OUT in times:
+        return "503 after 30 s (read timeout)"
+    return f"{statistics.median(times):,.1f}"
+
+
+def ratio(before: list[float], after: list[float]) -> str:
+    if TIMED_OUT in before:
+        return f"> {30_000 / statistics.median(after):,.0f}x"
+    return f"{statistics.median(before) / statistics.median(after):,.0f}x"
+
+
+def mariadb_version() -> str:
+    engine = sa.create_engine(SERVER)
+    try:
+        with engine.connect() as connection:
+            return str(connection.execute(sa.text("SELECT VERSION()")).scalar()).split("-")[0]
+    finally:
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--drop", action="store_true", required=True, help="drop the generated databases")
+    parser.parse_args(argv)
+    for name in (RAW_DATABASE, DATABASE):
+        server(f"DROP DATABASE IF EXISTS {name}")
+    print(f"dropped {DATABASE} and {RAW_DATABASE}")
+
+
+if __name__ == "__main__":
+    main()
