@@ -25,7 +25,7 @@ import pendulum
 from airflow.providers.amazon.aws.hooks.emr import EmrHook
 from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator, EmrTerminateJobFlowOperator
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
-from airflow.sdk import DAG, TriggerRule, chain, get_current_context, task
+from airflow.sdk import DAG, CronTriggerTimetable, TriggerRule, chain, get_current_context, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.utils.types import DagRunType
 
@@ -37,7 +37,10 @@ SETTINGS = load_settings()
 COMPUTE = SETTINGS.compute  # fixed when the file is parsed
 if COMPUTE not in ("local", "emr"):
     raise ValueError(f"PRONOSTICO_COMPUTE must be 'local' or 'emr', not {COMPUTE!r}")
-SCHEDULE = None if SETTINGS.airflow.schedule.lower() in ("", "none") else SETTINGS.airflow.schedule
+# A trigger timetable runs at the cron's times only: the default one would also start a run for the interval that
+# ended last when the DAG is first unpaused, a retune racing the first upload of a new deployment or of `make demo`.
+SCHEDULE = (None if SETTINGS.airflow.schedule.lower() in ("", "none")
+            else CronTriggerTimetable(SETTINGS.airflow.schedule, timezone="UTC"))
 EMR = SETTINGS.emr
 
 

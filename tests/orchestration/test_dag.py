@@ -50,7 +50,10 @@ def test_local_backend_runs_the_pipeline_steps_in_one_task_then_promotes(airflow
 
 def test_the_weekly_schedule_is_the_default_and_can_be_turned_off(airflow_db: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    assert parse_dag(monkeypatch, tmp_path, "local").timetable.expression == "0 0 * * 0"
+    weekly = parse_dag(monkeypatch, tmp_path, "local").timetable
+    assert weekly.expression == "0 0 * * 0"
+    # runs at the cron's times only: no run for the last interval when the DAG is first unpaused
+    assert type(weekly).__name__ == "CronTriggerTimetable" and weekly.run_immediately is False
     off = parse_dag(monkeypatch, tmp_path, "local", PRONOSTICO_RETRAIN_SCHEDULE="none")
     assert type(off.timetable).__name__ == "NullTimetable"
 
