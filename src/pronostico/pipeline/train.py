@@ -171,6 +171,7 @@ def train(spark: Any, use_case: UseCase, data_uri: str, models_uri: str, run_id:
     write_artifact(uri, use_case, raw_forest, metrics, snapshot, holdout, manifest, backtest)
     evaluation = registry.evaluate_champion(models_uri, use_case, rows, run_id, backtest_options(config))
     write_observed_events(models_uri, use_case, rows, run_id)
+    registry.update_index(models_uri, use_case.name)  # the models page lists the version before any promotion
     watch.lap("prospective_evaluation")
     return TrainResult(version, uri, metrics, manifest, evaluation)
 
