@@ -215,7 +215,8 @@ class FolderTimes:
     def table(self) -> str:
         rows = [f"| {folder} | {len(self.tests[folder])} | {seconds:.1f} |"
                 for folder, seconds in sorted(self.seconds.items())]
-        total = f"| session (wall) | {sum(map(len, self.tests.values()))} | {time.monotonic() - self.started:.1f} |"
+        total = (f"| session (wall, collection included) | {sum(map(len, self.tests.values()))} "
+                 f"| {time.monotonic() - self.started:.1f} |")
         return "\n".join(["| folder | tests | seconds |", "|---|---:|---:|", *rows, total])
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
@@ -226,4 +227,4 @@ class FolderTimes:
         terminalreporter.write_line(table)
         out = config.rootpath / DURATIONS
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(f"# Test time per folder\n\n`pytest {' '.join(config.invocation_params.args)}`\n\n{table}\n")
+        out.write_text(f"# Test time per folder\n\n`pytest {shlex.join(config.invocation_params.args)}`\n\n{table}\n")
