@@ -133,7 +133,7 @@ def test_the_migration_makes_the_table_the_schema_describes_and_downgrade_remove
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    assert db.current_revision(db_url) == "0003"
+    assert db.current_revision(db_url) == "0004"
     inspector = sa.inspect(engine)
     assert set(inspector.get_view_names()) >= LIVE_VIEWS
     assert inspector.get_pk_constraint("observed_events")["constrained_columns"] == list(schema.EVENT_KEY)
@@ -149,7 +149,7 @@ def test_the_migration_makes_the_table_the_schema_describes_and_downgrade_remove
     assert not LIVE_VIEWS & set(inspector.get_view_names())
     engine.dispose()
     db.upgrade(db_url)
-    assert db.current_revision(db_url) == "0003"
+    assert db.current_revision(db_url) == "0004"
 
 
 def test_subject_b_defaults_to_the_empty_string(engine):

@@ -222,7 +222,7 @@ def test_an_unwritable_spool_refuses_the_line(tmp_path):
 
 def test_migrations_create_the_table_and_views_and_downgrade_removes_them(db_url):
     db.upgrade(db_url)
-    assert db.current_revision(db_url) == "0003"
+    assert db.current_revision(db_url) == "0004"
     engine = db.create_engine(db_url)
     try:
         inspector = sa.inspect(engine)
@@ -248,7 +248,7 @@ def test_migrations_create_the_table_and_views_and_downgrade_removes_them(db_url
     finally:
         engine.dispose()
     db.upgrade(db_url)  # and back up again
-    assert db.current_revision(db_url) == "0003"
+    assert db.current_revision(db_url) == "0004"
 
 
 def test_shipping_is_idempotent_and_the_views_count_it(db_url, tmp_path):
