@@ -21,7 +21,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import pendulum
 from airflow.providers.amazon.aws.hooks.emr import EmrHook
 from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator, EmrTerminateJobFlowOperator
 from airflow.providers.amazon.aws.sensors.emr import EmrStepSensor
@@ -37,8 +36,9 @@ SETTINGS = load_settings()
 COMPUTE = SETTINGS.compute  # fixed when the file is parsed
 if COMPUTE not in ("local", "emr"):
     raise ValueError(f"PRONOSTICO_COMPUTE must be 'local' or 'emr', not {COMPUTE!r}")
-# A trigger timetable runs at the cron's times only: the default one would also start a run for the interval that
-# ended last when the DAG is first unpaused, a retune racing the first upload of a new deployment or of `make demo`.
+# A trigger timetable with no start date runs at the cron's next time: a cron string with a start date would also
+# start a run for the last time passed as soon as the DAG is unpaused, a retune racing the first upload of a new
+# deployment or of `make demo`.
 SCHEDULE = (None if SETTINGS.airflow.schedule.lower() in ("", "none")
             else CronTriggerTimetable(SETTINGS.airflow.schedule, timezone="UTC"))
 EMR = SETTINGS.emr
@@ -104,7 +104,6 @@ with DAG(
     dag_id=SETTINGS.airflow.dag_id,  # PRONOSTICO_DAG_ID: the id the trigger starts
     description="retrain and promote on each upload to the raw bucket, and weekly",
     schedule=SCHEDULE,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,  # runs share the registry: one at a time keeps promotions in order
     dagrun_timeout=timedelta(hours=6),

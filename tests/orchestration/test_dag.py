@@ -52,8 +52,9 @@ def test_the_weekly_schedule_is_the_default_and_can_be_turned_off(airflow_db: Pa
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     weekly = parse_dag(monkeypatch, tmp_path, "local").timetable
     assert weekly.expression == "0 0 * * 0"
-    # runs at the cron's times only: no run for the last interval when the DAG is first unpaused
+    # the first run is the cron's next time, not the last one passed when the DAG is first unpaused
     assert type(weekly).__name__ == "CronTriggerTimetable" and weekly.run_immediately is False
+    assert parse_dag(monkeypatch, tmp_path, "local").start_date is None
     off = parse_dag(monkeypatch, tmp_path, "local", PRONOSTICO_RETRAIN_SCHEDULE="none")
     assert type(off.timetable).__name__ == "NullTimetable"
 
