@@ -60,7 +60,8 @@ $(VENDOR): src/app/frontend/package-lock.json src/app/frontend/build.sh src/app/
 system:
 	$(SYSTEM) java
 
-demo: install ## the whole local stack with trained models, left running (make down stops it)
+# only what the stack runs: the tools the tests and the rehearsal use (checkov, the AWS CLI, the IAM simulator) wait
+demo: $(BIN)/.synced $(VENDOR) ## the whole local stack with trained models, left running (make down stops it)
 	$(SYSTEM) java nginx
 	$(BIN)/python -m pronostico.local.demo
 
