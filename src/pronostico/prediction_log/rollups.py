@@ -19,9 +19,12 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import operator
 import sys
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -30,6 +33,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from pronostico.prediction_log.schema import (
     PROBABILITY_CLASSES,
     insert_ignoring_duplicates,
+    observed_events,
     prediction_log,
     rollup_daily,
     rollup_hourly,
@@ -43,6 +47,7 @@ BATCH_ROWS = 10_000  # raw rows per catch-up or prune transaction: short locks, 
 # a probability of 0 for what happened would make the log loss infinite; 1e-15 caps it at about 34.5 (as migration
 # 0003's views do)
 FLOOR = 1e-15
+SUBJECTS_PER_QUERY = 500  # subjects per SELECT of their events: under SQLite's bound-variable limit
 
 Row = Mapping[str, Any]
 
@@ -57,8 +62,7 @@ def log_and_roll_up(connection: sa.Connection, rows: list[Row]) -> int:
     if not rows:
         return 0
     ids = [row["prediction_id"] for row in rows]
-    logged = set(connection.execute(sa.select(prediction_log.c.prediction_id)
-                                    .where(prediction_log.c.prediction_id.in_(ids))).scalars())
+    logged = set(connection.execute(_logged_ids(), {"ids": ids}).scalars())
     new = list({row["prediction_id"]: row for row in reversed(rows) if row["prediction_id"] not in logged}.values())
     connection.execute(insert_ignoring_duplicates(connection.dialect.name),
                        [{**row, "rolled_up": True} for row in rows])
@@ -66,68 +70,85 @@ def log_and_roll_up(connection: sa.Connection, rows: list[Row]) -> int:
     return len(new)
 
 
+@cache
+def _logged_ids() -> sa.Select[tuple[str]]:
+    # built once: a statement object made per batch costs more to build and look up than the SELECT itself
+    return sa.select(prediction_log.c.prediction_id).where(
+        prediction_log.c.prediction_id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def roll_up(connection: sa.Connection, rows: Iterable[Row]) -> None:
-    """Add rows (each counted once: the caller knows they are new) to every rollup."""
-    hourly: dict[tuple[Any, ...], dict[str, Any]] = {}
-    daily: dict[tuple[Any, ...], dict[str, Any]] = {}
-    subjects: dict[tuple[Any, ...], dict[str, Any]] = {}
-    live: dict[tuple[Any, ...], dict[str, Any]] = {}
+    """Add rows (each counted once: the caller knows they are new) to every rollup: one multi-row upsert per table,
+    the live totals already resolved against the events loaded now."""
+    totals = tally(rows)
+    if totals[rollup_live]:
+        resolve_totals(connection, totals[rollup_live])
+    for table, table_totals in totals.items():
+        upsert(connection, table, table_totals)
+
+
+Totals = dict[tuple[Any, ...], dict[str, Any]]  # a rollup's key -> what to add to its row
+Subject = tuple[str, str, str]  # use_case, subject_a, subject_b
+
+
+def tally(rows: Iterable[Row]) -> dict[sa.Table, Totals]:
+    """The rows' totals per rollup and key. Rows are grouped first and each group summed once: a batch has far fewer
+    keys than rows, and this runs on every batch the shipper ships."""
+    hours: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    subjects: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    as_ofs: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
     for row in rows:
-        at, version = row["created_at"], (row["use_case"], row["model_version"])
-        hour = at.replace(minute=0, second=0, microsecond=0)
-        add(hourly, (hour, *version, row["outcome"]), predictions=1)
-        add(daily, (at.date(), *version, row["outcome"]), predictions=1, first_at=at, last_at=at)
-        subject = (row["home_team"] or row["symbol"], row["away_team"] or "")
-        if subject[0] is None:
+        at, use_case, version = row["created_at"], row["use_case"], row["model_version"]
+        hours[(at.replace(minute=0, second=0, microsecond=0), use_case, version, row["outcome"])].append(at)
+        subject_a = row["home_team"] or row["symbol"]
+        if subject_a is None:
             continue  # a use case with no subject is in no top list and resolves against no event
-        add(subjects, (row["use_case"], *subject), predictions=1, last_at=at)
+        subject_b = row["away_team"] or ""
+        subjects[(use_case, subject_a, subject_b)].append(at)
         if row["as_of"] is not None:
-            add(live, (*version, *subject, row["as_of"]), **live_counts(row))
-    upsert(connection, rollup_hourly, hourly)
-    upsert(connection, rollup_daily, daily)
-    upsert(connection, rollup_subjects, subjects)
-    if live:
-        upsert(connection, rollup_live, live, new_values={"resolution_due": True})
-        resolve(connection, "resolution_due = 1")
+            as_ofs[(use_case, version, subject_a, subject_b, row["as_of"])].append(row)
+    daily: Totals = {}
+    for (hour, *rest), times in hours.items():  # a day's totals are its hours' totals
+        found = daily.get((hour.date(), *rest))
+        if found is None:
+            daily[(hour.date(), *rest)] = {"predictions": len(times), "first_at": min(times), "last_at": max(times)}
+        else:
+            found.update(predictions=found["predictions"] + len(times), first_at=min(found["first_at"], *times),
+                         last_at=max(found["last_at"], *times))
+    return {rollup_hourly: {key: {"predictions": len(times)} for key, times in hours.items()},
+            rollup_daily: daily,
+            rollup_subjects: {key: {"predictions": len(times), "last_at": max(times)}
+                              for key, times in subjects.items()},
+            rollup_live: {key: live_counts(group) for key, group in as_ofs.items()}}
 
 
-def live_counts(row: Row) -> dict[str, Any]:
-    """One prediction's contribution to its live rollup row: its class, and its log loss were each class to happen."""
-    counts: dict[str, Any] = {"predictions": 1}
+def live_counts(rows: list[Row]) -> dict[str, Any]:
+    """Predictions of one live rollup key: how many named each class, and each class's summed log loss were it to
+    happen."""
+    counts: dict[str, Any] = {"predictions": len(rows)}
     for name in PROBABILITY_CLASSES:
-        counts[f"predicted_{name}"] = int(row["outcome"] == name)
-        counts[f"loss_{name}"] = -math.log(max(row[f"p_{name}"] or 0.0, FLOOR))
+        column = f"p_{name}"
+        counts[f"predicted_{name}"] = sum(row["outcome"] == name for row in rows)
+        counts[f"loss_{name}"] = sum(-math.log(max(row[column] or 0.0, FLOOR)) for row in rows)
     return counts
 
 
-def add(totals: dict[tuple[Any, ...], dict[str, Any]], key: tuple[Any, ...], **values: Any) -> None:
-    """Sum counts, keep the earliest first_at and the latest last_at."""
-    found = totals.get(key)
-    if found is None:
-        totals[key] = dict(values)
-        return
-    for name, value in values.items():
-        if name == "first_at":
-            found[name] = min(found[name], value)
-        elif name == "last_at":
-            found[name] = max(found[name], value)
-        else:
-            found[name] += value
-
-
-def upsert(connection: sa.Connection, table: sa.Table, totals: dict[tuple[Any, ...], dict[str, Any]],
-           new_values: Mapping[str, Any] | None = None) -> None:
-    """Add totals to the table's rows, creating the missing ones (with `new_values` too). Keys go in sorted order so
-    that two shippers adding to the same rows lock them in the same order and never deadlock."""
+def upsert(connection: sa.Connection, table: sa.Table, totals: Totals) -> None:
+    """Add totals to the table's rows, creating the missing ones, in one multi-row statement. Keys go in sorted order
+    so that two shippers adding to the same rows lock them in the same order and never deadlock."""
     if not totals:
         return
     key = [column.name for column in table.primary_key.columns]
-    rows = [{**dict(zip(key, k, strict=True)), **values, **(new_values or {})}
+    rows = [{**dict(zip(key, k, strict=True)), **values}
             for k, values in sorted(totals.items(), key=lambda item: tuple(map(str, item[0])))]
-    connection.execute(upsert_statement(connection.dialect.name, table, list(rows[0])), rows)
+    connection.execute(upsert_statement(connection.dialect.name, table, tuple(rows[0])), rows)
 
 
-def upsert_statement(dialect_name: str, table: sa.Table, names: list[str]) -> sa.Insert:
+@cache
+def upsert_statement(dialect_name: str, table: sa.Table, names: tuple[str, ...]) -> sa.Insert:
+    """INSERT ... ON DUPLICATE KEY UPDATE (MySQL) or ON CONFLICT DO UPDATE (SQLite, PostgreSQL) that adds counts and
+    sums, keeps the earliest first_at and the latest last_at, and takes the incoming resolution (built once per
+    table: the shipper runs it on every batch)."""
     key = {column.name for column in table.primary_key.columns}
     if dialect_name in ("mysql", "mariadb"):
         statement = mysql.insert(table)
@@ -140,15 +161,50 @@ def upsert_statement(dialect_name: str, table: sa.Table, names: list[str]) -> sa
                                                                                        sa.func.least)
     else:
         raise ValueError(f"the rollups do not support {dialect_name!r} databases")
-    merge: dict[str, Callable[[Any, Any], Any]] = {"first_at": least, "last_at": greatest}
-    changes = {name: merge[name](table.c[name], incoming[name]) if name in merge else table.c[name] + incoming[name]
-               for name in names if name not in key and name not in ("resolution_due",)}
+    merge: dict[str, Callable[[Any, Any], Any]] = {
+        "first_at": least, "last_at": greatest,
+        "event_date": lambda _old, new: new, "observed": lambda _old, new: new}
+    changes = {name: merge.get(name, operator.add)(table.c[name], incoming[name]) for name in names if name not in key}
     if dialect_name in ("mysql", "mariadb"):
         return statement.on_duplicate_key_update(changes)
     return statement.on_conflict_do_update(index_elements=sorted(key), set_=changes)
 
 
 # --- resolving the live rollup against observed_events ----------------------------------------------------------------
+
+def resolve_totals(connection: sa.Connection, live: Totals) -> None:
+    """Give each live total the event that resolves its key now (the rule of migration 0003: the first event of the
+    subject whose window [earliest_as_of, event_date) holds as_of), so that its upsert writes the resolution with the
+    counts. One SELECT of the batch's subjects' events after its oldest as_of: fresh predictions' events mostly have
+    not happened yet, so it finds few rows or none."""
+    events = candidate_events(connection, {(key[0], key[2], key[3]) for key in live}, min(key[4] for key in live))
+    for (use_case, _version, subject_a, subject_b, as_of), values in live.items():
+        first = next((event for event in events.get((use_case, subject_a, subject_b), ())
+                      if event.earliest_as_of <= as_of < event.event_date), None)
+        values["event_date"] = first.event_date if first else None
+        values["observed"] = first.outcome if first else None
+
+
+def candidate_events(connection: sa.Connection, subjects: set[Subject], after: date
+                     ) -> dict[Subject, list[sa.Row[Any]]]:
+    """The events of these subjects after a date, per subject, earliest first."""
+    found: dict[Subject, list[sa.Row[Any]]] = defaultdict(list)
+    ordered = sorted(subjects)
+    for start in range(0, len(ordered), SUBJECTS_PER_QUERY):
+        for event in connection.execute(_events_of_subjects(), {"subjects": ordered[start:start + SUBJECTS_PER_QUERY],
+                                                                "after": after}):
+            found[(event.use_case, event.subject_a, event.subject_b)].append(event)
+    return found
+
+
+@cache
+def _events_of_subjects() -> sa.Select[Any]:
+    e = observed_events.c
+    return (sa.select(e.use_case, e.subject_a, e.subject_b, e.event_date, e.earliest_as_of, e.outcome)
+            .where(sa.tuple_(e.use_case, e.subject_a, e.subject_b).in_(sa.bindparam("subjects", expanding=True)),
+                   e.event_date > sa.bindparam("after"))
+            .order_by(e.use_case, e.subject_a, e.subject_b, e.event_date))
+
 
 _SAME_SUBJECT = ("e.use_case = prediction_rollup_live.use_case AND e.subject_a = prediction_rollup_live.subject_a "
                  "AND e.subject_b = prediction_rollup_live.subject_b")
@@ -159,18 +215,14 @@ _ITS_OUTCOME = (f"(SELECT e.outcome FROM observed_events e WHERE {_SAME_SUBJECT}
                 "AND e.event_date = prediction_rollup_live.event_date)")
 
 
-def resolve(connection: sa.Connection, where: str, params: Mapping[str, Any] | None = None) -> None:
-    """Set the resolving event and its outcome of the live rollup rows `where` selects (two statements: SQLite
-    evaluates every assignment of one UPDATE on the old row)."""
-    connection.execute(sa.text(f"UPDATE prediction_rollup_live SET event_date = {_FIRST_EVENT} WHERE {where}"),
-                       params or {})
-    connection.execute(sa.text(f"UPDATE prediction_rollup_live SET observed = {_ITS_OUTCOME}, resolution_due = 0 "
-                               f"WHERE {where}"), params or {})
-
-
 def resolve_use_case(connection: sa.Connection, use_case: str) -> None:
-    """Resolve every live rollup row of a use case again: its events were just loaded (added, or replaced)."""
-    resolve(connection, "use_case = :use_case", {"use_case": use_case})
+    """Resolve every live rollup row of a use case again: its events were just loaded (added, or replaced). Two
+    statements: SQLite evaluates every assignment of one UPDATE on the old row."""
+    where = {"use_case": use_case}
+    connection.execute(sa.text(f"UPDATE prediction_rollup_live SET event_date = {_FIRST_EVENT} "
+                               "WHERE use_case = :use_case"), where)
+    connection.execute(sa.text(f"UPDATE prediction_rollup_live SET observed = {_ITS_OUTCOME} "
+                               "WHERE use_case = :use_case"), where)
 
 
 # --- catching up and pruning ------------------------------------------------------------------------------------------
