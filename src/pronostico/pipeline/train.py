@@ -292,10 +292,8 @@ def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, 
     if fixed is None:
         best, tried, newest_fold_model = _grid_search(use_case, pipeline, forest, train, config)
     else:
-        params = {forest.maxDepth: fixed["max_depth"], forest.minInstancesPerNode: fixed["min_instances_per_node"]}
-        newest_fold_model = (pipeline.fit(train.filter(F.col("fold") < config.folds - 1), params)
-                             if use_case.calibrated else None)
-        best, tried = pipeline.fit(train, params), []
+        best, newest_fold_model = _refit(use_case, pipeline, forest, train, config, fixed)
+        tried = []
     holdout = frame.filter(F.col("date") >= holdout_start)
     scored = best.transform(holdout).select(*row_key(use_case), vector_to_array("probability").alias("p")).toPandas()
     calibration = fit_calibration(use_case, newest_fold_model, train, rows, config) if use_case.calibrated \
@@ -307,6 +305,23 @@ def tune_and_fit(spark: Any, use_case: UseCase, frame: Any, rows: pd.DataFrame, 
               "feature_subset_strategy": rf.getFeatureSubsetStrategy(), "seed": config.seed}
     return {"model": best, "tried": tried, "chosen": chosen, "holdout_spark_probabilities": scored,
             "calibration": calibration}
+
+
+def _refit(use_case: UseCase, pipeline: Any, forest: Any, train: Any, config: TrainConfig,
+           fixed: dict[str, int]) -> tuple[Any, Any]:
+    """The forest with `fixed` hyperparameters on all of `train`, and, for the temperature, on the folds before the
+    newest one (None unless the use case is calibrated). The two fits run side by side, as CrossValidator runs its
+    grid points: each tree level is a Spark job, and one fit alone leaves a core idle between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyspark.sql import functions as F
+
+    params = {forest.maxDepth: fixed["max_depth"], forest.minInstancesPerNode: fixed["min_instances_per_node"]}
+    older_folds = train.filter(F.col("fold") < config.folds - 1)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        final = pool.submit(pipeline.fit, train, params)
+        newest_fold = pool.submit(pipeline.fit, older_folds, params) if use_case.calibrated else None
+        return final.result(), newest_fold.result() if newest_fold else None
 
 
 def _grid_search(use_case: UseCase, pipeline: Any, forest: Any, train: Any,
