@@ -14,6 +14,7 @@ from pronostico.core import layout, storage
 from pronostico.core.config import Settings, load_settings
 from pronostico.core.usecases import USE_CASES
 from pronostico.core.usecases.base import InputField, RequestError, UseCase
+from pronostico.local.synthetic import DEMO_MATCHES
 
 EXIT_USAGE = 2
 
@@ -109,7 +110,7 @@ def _data_commands(commands: Any) -> None:
     synthetic = data.add_parser("synthetic", help="write the synthetic demo CSVs")
     synthetic.add_argument("--out", type=Path, required=True)
     synthetic.add_argument("--seed", type=int, default=42)
-    synthetic.add_argument("--matches", type=int, default=24_000)
+    synthetic.add_argument("--matches", type=int, default=DEMO_MATCHES)
     synthetic.set_defaults(handler=cmd_data_synthetic)
     upload = commands.add_parser("upload", help="put a CSV into the raw bucket (this starts a run)")
     upload.add_argument("file", type=Path)
