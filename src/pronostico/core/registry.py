@@ -334,18 +334,19 @@ def latest_evaluation(models_uri: str, use_case: str) -> dict[str, Any] | None:
 
 # --- the index ----------------------------------------------------------------------------------------------------
 
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 INDEX_MANIFEST = ("version", "use_case", "created_at", "run_id", "data_range", "training_range", "holdout_range",
                   "entities")  # what listing a version needs of its manifest: the rest (inputs, tuning) is big
 # of its metrics, and of its baselines' not the calibration bins: only the model's are drawn, and they are the bulk
 INDEX_METRICS = ("model", "baselines", "best_baseline", "split")
 INDEX_SOURCES = (layout.MANIFEST, layout.METRICS, layout.PROMOTION)  # a version's files the index briefs
 INDEX_ATTEMPTS = 3
+HEADLINE_SCORES = ("log_loss", "accuracy", "rps")  # what a table of versions shows of the model and its best baseline
 
 
 def read_index(models_uri: str, use_case: str, decode: Callable[[bytes], Any] = json.loads) -> dict[str, Any] | None:
     """The stored index, in one read; None when there is none (or it is of another format). The web tier decodes it
-    with a faster parser: the index of a long registry holds megabytes of evaluations."""
+    with a faster parser, and leaves the versions' metrics undecoded: the index of a long registry holds megabytes."""
     found = storage.read_if_exists(layout.index_uri(models_uri, use_case))
     index = decode(found) if found is not None else None
     return index if index and index.get("format") == INDEX_FORMAT else None
@@ -433,7 +434,7 @@ def _version_entry(models_uri: str, use_case: str, folder: str, files: dict[str,
     metrics = (_read_json_if_exists(storage.join(uri, layout.METRICS)) if layout.METRICS in files else None) or {}
     promotion = _read_json_if_exists(storage.join(uri, layout.PROMOTION)) if layout.PROMOTION in files else None
     return {"folder": folder, "sources": files, "manifest": _pick(manifest, INDEX_MANIFEST),
-            "metrics": _metrics_brief(metrics), "promotion": promotion}
+            "metrics": _metrics_brief(metrics), "promotion": promotion, "headline": version_headline(metrics)}
 
 
 def _evaluation_entry(models_uri: str, use_case: str, name: str, etag: str) -> dict[str, Any] | None:
@@ -457,6 +458,22 @@ def _metrics_brief(metrics: dict[str, Any]) -> dict[str, Any]:
         brief["baselines"] = {name: {k: v for k, v in scores.items() if k != "calibration"}
                               for name, scores in brief["baselines"].items()}
     return brief
+
+
+def version_best_baseline(metrics: dict[str, Any]) -> str | None:
+    """The baseline a version is measured against: the one recorded, or, for metrics from before it was, the best."""
+    return metrics.get("best_baseline") or evaluate.best_baseline(metrics.get("baselines", {}))
+
+
+def version_headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a table of versions shows of a version's holdout metrics: the model's HEADLINE_SCORES and its best
+    baseline's, the rows scored and whether calibration bins were recorded; not the per-class figures, nor the bins."""
+    model = metrics.get("model") or {}
+    best = version_best_baseline(metrics)
+    return {"model": _pick(model, HEADLINE_SCORES), "rows": model.get("rows"),
+            "calibrated": bool(model.get("calibration")), "best_baseline": best,
+            "baseline": _pick(metrics["baselines"][best], HEADLINE_SCORES) if best else {},
+            "holdout_rows": metrics.get("split", {}).get("holdout_rows")}
 
 
 def _evaluation_order(evaluation: dict[str, Any]) -> tuple[str, str]:
@@ -487,6 +504,17 @@ def indexed_versions(index: dict[str, Any], current: dict[str, Any] | None) -> l
     """The complete versions as `list_versions` gives them, oldest first, from the index: their manifests and metrics
     in brief (INDEX_MANIFEST, INDEX_METRICS)."""
     return [listed_version(e["manifest"], e["metrics"], e["promotion"], current) for e in index["versions"]]
+
+
+def indexed_headlines(index: dict[str, Any], current: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The complete versions as `indexed_versions` gives them, but with their `version_headline` in place of their
+    metrics, which stay undecoded in an index read lazily."""
+    listed = []
+    for entry in index["versions"]:
+        version = listed_version(entry["manifest"], {}, entry["promotion"], current)
+        del version["metrics"]
+        listed.append({**version, "headline": entry["headline"]})
+    return listed
 
 
 def indexed_evaluations(index: dict[str, Any]) -> list[dict[str, Any]]:
