@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -27,7 +27,6 @@ from app.errors import respond
 from app.runtime import UnknownUseCase, json_response, runtime
 from app.single_flight import single_flight
 from pronostico.core import layout, registry, storage
-from pronostico.core.evaluate import best_baseline
 from pronostico.core.usecases import USE_CASES
 from pronostico.core.usecases.base import UseCase
 from pronostico.prediction_log.live import live_scores
@@ -45,6 +44,27 @@ _cache_lock = threading.Lock()
 
 class NoBacktest(LookupError):
     pass
+
+
+class LazyVersion(TypedDict, total=False):
+    """A version entry of the registry's index (registry._version_entry), as `decode_index` reads it."""
+    folder: str
+    sources: dict[str, str]
+    manifest: dict[str, Any]
+    metrics: msgspec.Raw
+    promotion: dict[str, Any] | None
+    headline: dict[str, Any]
+
+
+class LazyIndex(TypedDict, total=False):
+    format: int
+    use_case: str
+    built_at: str
+    versions: list[LazyVersion]
+    evaluations: list[dict[str, Any]]
+
+
+LAZY_INDEX = msgspec.json.Decoder(LazyIndex)
 
 
 # --- routes ---------------------------------------------------------------------------------------------------
@@ -125,7 +145,7 @@ def stored_index(use_case: str) -> dict[str, Any]:
 
 def current_index(uri: str, use_case: str) -> dict[str, Any]:
     """The stored index, or, when it is missing or does not know what this process serves, one built in memory."""
-    index = registry.read_index(uri, use_case, decode=msgspec.json.decode)
+    index = registry.read_index(uri, use_case, decode=decode_index)
     model = runtime().store.models.get(use_case)
     serving = {model.version, model.state_version} if model else set()
     run_id = str((model.evaluation or {}).get("run_id") or "") if model else ""
@@ -134,10 +154,25 @@ def current_index(uri: str, use_case: str) -> dict[str, Any]:
     return index
 
 
-def stored_versions(use_case: str) -> list[dict[str, Any]]:
-    """The complete versions from the index, marked by current.json."""
-    return registry.indexed_versions(stored_index(use_case), registry.read_current(models_uri(), use_case))
+def decode_index(data: bytes) -> dict[str, Any] | None:
+    """The index as the registry writes it, but for each version's metrics, left as JSON (msgspec.Raw) until /versions
+    asks for them: the page shows only their headline, and in a long registry they are tens of thousands of objects,
+    which the garbage collector would scan again and again while the request runs."""
+    try:
+        return LAZY_INDEX.decode(data)
+    except msgspec.ValidationError:  # of another format: read_index's check of "format" tells the others
+        return None
 
+
+def stored_versions(use_case: str) -> list[dict[str, Any]]:
+    """The complete versions from the index, marked by current.json, their metrics decoded."""
+    listed = registry.indexed_versions(stored_index(use_case), registry.read_current(models_uri(), use_case))
+    return [{**version, "metrics": decoded(version["metrics"])} for version in listed]
+
+
+def decoded(metrics: dict[str, Any] | msgspec.Raw) -> dict[str, Any]:
+    """A version's metrics from the index: Raw as `decode_index` leaves them, or a dict in an index built in memory."""
+    return msgspec.json.decode(metrics) if isinstance(metrics, msgspec.Raw) else metrics
 
 
 
@@ -157,7 +192,7 @@ def scores(metrics: dict[str, Any] | None, calibration: bool = False) -> dict[st
 def version_entry(version: dict[str, Any]) -> dict[str, Any]:
     metrics, manifest, promotion = version["metrics"], version["manifest"], version["promotion"]
     baselines = metrics.get("baselines", {})
-    best = metrics.get("best_baseline") or best_baseline(baselines)
+    best = registry.version_best_baseline(metrics)
     split = metrics.get("split", {})
     return {
         "version": version["version"], "created_at": version["created_at"],

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from app import models
@@ -85,6 +86,19 @@ def test_the_index_changes_nothing_the_page_and_its_json_answer(models_uri, open
                  key=lambda e: (e["status"] == "scored", e["evaluated_at"]))
     assert with_index["/api/v1/models/assets/backtest"]["evaluation"]["backtest"]["curves"] == \
         newest["backtest"]["curves"]  # the curves the index leaves out, read from the evaluation itself
+
+
+def test_the_web_tier_reads_the_index_as_stored_but_leaves_each_versions_metrics_as_json(models_uri) -> None:
+    """decode_index names the index's keys for msgspec, which drops any other: a key the registry adds must be named."""
+    for name in USE_CASES:
+        registry.update_index(models_uri, name)
+        stored = registry.read_index(models_uri, name)
+        lazy = registry.read_index(models_uri, name, decode=models.decode_index)
+        assert all(isinstance(e["metrics"], msgspec.Raw) for e in lazy["versions"])
+        assert [msgspec.json.decode(e["metrics"]) for e in lazy["versions"]] == \
+            [e["metrics"] for e in stored["versions"]]
+        assert {**lazy, "versions": [{**e, "metrics": None} for e in lazy["versions"]]} == \
+            {**stored, "versions": [{**e, "metrics": None} for e in stored["versions"]]}
 
 
 def test_with_an_index_a_cache_miss_reads_it_and_current_json_only(models_uri, open_app, monkeypatch) -> None:
