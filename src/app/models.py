@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypedDict, TypeVar
 
 import msgspec
@@ -297,13 +298,12 @@ def section(use_case: UseCase) -> dict[str, Any]:
     name = use_case.name
     index = stored_index(name)
     part: dict[str, Any] = {
-        "use_case": use_case, "name": name,
-        "versions": cached("versions", name, lambda: versions_report(name, stored_versions(name)))["versions"][::-1],
+        "use_case": use_case, "name": name, "versions": version_rows(use_case, index),
         "newest_evaluation": registry.newest_brief(index), "trend": registry.indexed_points(index),
         "trades": has_trading_rule(use_case), "backtest": None, "backtest_missing": "", "live": None,
         "live_error": "",
     }
-    part["has_rps"] = any("rps" in v["model"] for v in part["versions"])
+    part["has_rps"] = any(v.rps is not None for v in part["versions"])
     part["scored_evaluation"] = registry.newest_brief(index, scored=True)  # its calibration beside the holdout's
     try:
         part["live"] = cached("live", name, lambda: shared_live_report(name))
@@ -316,3 +316,73 @@ def section(use_case: UseCase) -> dict[str, Any]:
         except NoBacktest as error:
             part["backtest_missing"] = str(error)
     return part
+
+
+def version_rows(use_case: UseCase, index: dict[str, Any]) -> list[VersionRow]:
+    """The page's table of versions, newest first, from their headlines in the index. The rows are made at each
+    request, since they carry the use case's presentation too (its labels, its strong baselines)."""
+    name = use_case.name
+    listed = cached("headlines", name, lambda: registry.indexed_headlines(index, registry.read_current(
+        models_uri(), name)))
+    return [version_row(use_case, version) for version in reversed(listed)]
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRow:
+    """One row of the page's versions table, its figures formatted once, here: Jinja pays for every expression and
+    every macro call, and a table of hundreds of versions has thousands of them."""
+    version: str
+    current: bool
+    serving_state: bool
+    entities_as_of: str | None
+    created: str
+    log_loss: str
+    accuracy: str
+    rps: str | None  # None: the model has no RPS (its use case's classes are not ordered)
+    baseline: str  # the best baseline's label, or "—"
+    strong_baseline: bool
+    baseline_log_loss: str
+    baseline_rps: str | None  # None: the best baseline has no RPS
+    holdout_start: str
+    holdout_end: str
+    holdout_rows: str
+    rows: int | None  # the model's holdout rows, and whether it recorded calibration bins there
+    calibrated: bool
+    decided: bool
+    promoted: bool
+    reason: str | None
+    state_reason: str
+
+
+def version_row(use_case: UseCase, version: dict[str, Any]) -> VersionRow:
+    """A version as `registry.indexed_headlines` gives it, formatted as models.html's num, pct and when do."""
+    headline, manifest, promotion = version["headline"], version["manifest"], version["promotion"]
+    model, baseline, best = headline["model"], headline["baseline"], headline["best_baseline"]
+    holdout = manifest.get("holdout_range")
+    return VersionRow(
+        version=version["version"], current=version["current"], serving_state=version["serving_state"],
+        entities_as_of=(manifest.get("entities") or {}).get("as_of"), created=moment(version["created_at"]),
+        log_loss=figure(model.get("log_loss")), accuracy=percent(model.get("accuracy")),
+        rps=figure(model["rps"]) if "rps" in model else None,
+        baseline=use_case.presentation.baseline_labels.get(best, best) if best else "—",
+        strong_baseline=best in use_case.strong_baselines, baseline_log_loss=figure(baseline.get("log_loss")),
+        baseline_rps=figure(baseline["rps"]) if "rps" in baseline else None,
+        holdout_start=holdout.get("start", "") if holdout else "—",
+        holdout_end=holdout.get("end", "") if holdout else "—",
+        holdout_rows="—" if headline["holdout_rows"] is None else f"{headline['holdout_rows']:,}",
+        rows=headline["rows"], calibrated=headline["calibrated"], decided=bool(promotion),
+        promoted=bool((promotion or {}).get("promoted")), reason=(promotion or {}).get("reason"),
+        state_reason=(promotion or {}).get("state_reason", ""))
+
+
+def figure(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def moment(value: str | None) -> str:
+    """An ISO timestamp to the minute, "2026-01-05 06:00"."""
+    return "—" if not value else value[:16].replace("T", " ")
