@@ -9,6 +9,7 @@ fastest arrangement on this hardware (see ARCHITECTURE.md, "Throughput facts").
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -50,6 +51,11 @@ def post_worker_init(worker: Any) -> None:
     runtime = _runtime(worker)
     if runtime is not None:
         runtime.spool.prepare()  # the worker's spool segment is made now, not during its first prediction
+    # The app is loaded here, in the worker (no preload_app: post_fork would come before it). What it holds now
+    # lives as long as the worker, so the collector is told to leave it out: a full collection then scans a
+    # request's objects, not the app's hundred thousand besides, a pause of ~80 ms on /models cut to a few.
+    gc.collect()
+    gc.freeze()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
