@@ -324,3 +324,52 @@ def test_concurrent_cache_misses_run_one_query(app, monkeypatch):
     assert len([s for s in statements if "model_live_scores WHERE use_case" in s]) == 1
     assert all(r is results["analytics"][0] for r in results["analytics"]) and len(results["analytics"]) == threads
     assert all(r is results["live"][0] for r in results["live"]) and len(results["live"]) == threads
+
+
+# --- the benchmark's bulk load ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def two_mariadb_engines(mariadb):
+    names = [f"pronostico_test_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    engines = []
+    try:
+        for name in names:
+            mariadb.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+            db.upgrade(mariadb.url(name))
+            engines.append(db.create_engine(mariadb.url(name)))
+        yield engines
+    finally:
+        for engine in engines:
+            engine.dispose()
+        for name in names:
+            mariadb.execute(f"DROP DATABASE IF EXISTS {name}")
+
+
+def rollup_rows(engine: sa.Engine) -> dict[str, list[tuple]]:
+    with engine.connect() as connection:
+        return {table.name: figures(connection, f"SELECT * FROM {table.name}") for table in schema.ROLLUPS}
+
+
+def test_the_benchmarks_bulk_rollups_equal_what_catch_up_counts(two_mariadb_engines):
+    from benchmarks import log_scale
+
+    bulk, caught_up = two_mariadb_engines
+    rows = 3_000
+    log_scale.load_log(bulk, rows, chunk=700, progress=lambda _line: None)  # keys spanning chunks add up
+    with caught_up.begin() as connection:  # the same rows, logged uncounted, then counted as the shipper does
+        connection.execute(sa.text(log_scale.GENERATE.format(rows=rows, start=0, stop=rows - 1, counted=0)))
+        for sql in log_scale.EVENTS:
+            connection.execute(sa.text(sql))
+    assert rollups.catch_up(caught_up, batch_rows=1_000) == rows
+    with caught_up.begin() as connection:
+        for use_case in ("matchups", "assets"):
+            rollups.resolve_use_case(connection, use_case)
+    expected, found = rollup_rows(caught_up), rollup_rows(bulk)
+    assert sum(row[4] for row in found["prediction_rollup_daily"]) == rows
+    assert any(row[-2] is not None for row in found["prediction_rollup_live"])  # some are resolved
+    for table, rows_expected in expected.items():
+        assert len(found[table]) == len(rows_expected), table
+        # log losses to 1e-5 relative: MariaDB sends catch_up each FLOAT probability rounded to 6 digits, while the
+        # bulk SQL takes its logarithm at full single precision
+        for row, wanted in zip(found[table], rows_expected, strict=True):
+            assert [pytest.approx(v, rel=1e-5) if isinstance(v, float) else v for v in row] == list(wanted), table
