@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from pronostico.core import backtest, layout, registry, storage
 from pronostico.core.usecases import USE_CASES
@@ -293,17 +292,16 @@ def test_live_without_a_database_is_a_json_503(models_client):
 
 
 def observe(app, use_case: str, subject_a: str, subject_b: str, as_of: str, outcome: str) -> None:
-    """The event that resolves a prediction made on `as_of` (as the shipper would load it)."""
-    from pronostico.prediction_log import db
+    """The event that resolves a prediction made on `as_of`, loaded as the shipper loads it (which resolves the
+    live rollups the page reads)."""
+    from pronostico.prediction_log import db, schema
 
     engine = db.create_engine(app.config["DB_URL"])
+    event = {"subject_a": subject_a, "subject_b": subject_b, "earliest_as_of": date.fromisoformat(as_of),
+             "event_date": date.fromisoformat(as_of) + timedelta(days=1), "outcome": outcome}
     try:
         with engine.begin() as connection:
-            connection.execute(sa.text(
-                "INSERT INTO observed_events (use_case, subject_a, subject_b, event_date, earliest_as_of, outcome, "
-                "loaded_at) VALUES (:use_case, :a, :b, :event_date, :as_of, :outcome, '2999-01-01 00:00:00')"),
-                {"use_case": use_case, "a": subject_a, "b": subject_b, "as_of": as_of, "outcome": outcome,
-                 "event_date": (date.fromisoformat(as_of) + timedelta(days=1)).isoformat()})
+            schema.upsert_events(connection, use_case, [event])
     finally:
         engine.dispose()
 
