@@ -47,6 +47,7 @@ BATCH_ROWS = 10_000  # raw rows per catch-up or prune transaction: short locks, 
 # a probability of 0 for what happened would make the log loss infinite; 1e-15 caps it at about 34.5 (as migration
 # 0003's views do)
 FLOOR = 1e-15
+PROBABILITY_COLUMNS = tuple((name, f"p_{name}") for name in PROBABILITY_CLASSES)
 SUBJECTS_PER_QUERY = 500  # subjects per SELECT of their events: under SQLite's bound-variable limit
 
 Row = Mapping[str, Any]
@@ -124,13 +125,16 @@ def tally(rows: Iterable[Row]) -> dict[sa.Table, Totals]:
 
 def live_counts(rows: list[Row]) -> dict[str, Any]:
     """Predictions of one live rollup key: how many named each class, and each class's summed log loss were it to
-    happen."""
-    counts: dict[str, Any] = {"predictions": len(rows)}
-    for name in PROBABILITY_CLASSES:
-        column = f"p_{name}"
-        counts[f"predicted_{name}"] = sum(row["outcome"] == name for row in rows)
-        counts[f"loss_{name}"] = sum(-math.log(max(row[column] or 0.0, FLOOR)) for row in rows)
-    return counts
+    happen (a class the use case does not answer has no probability: the floor's loss)."""
+    predicted = dict.fromkeys(PROBABILITY_CLASSES, 0)
+    losses = dict.fromkeys(PROBABILITY_CLASSES, 0.0)
+    for row in rows:
+        if row["outcome"] in predicted:
+            predicted[row["outcome"]] += 1
+        for name, column in PROBABILITY_COLUMNS:
+            losses[name] += -math.log(max(row[column] or 0.0, FLOOR))
+    return {"predictions": len(rows), **{f"predicted_{name}": count for name, count in predicted.items()},
+            **{f"loss_{name}": loss for name, loss in losses.items()}}
 
 
 def upsert(connection: sa.Connection, table: sa.Table, totals: Totals) -> None:
