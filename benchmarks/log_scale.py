@@ -18,6 +18,7 @@ import os
 import runpy
 import statistics
 import tempfile
+import textwrap
 import time
 import uuid
 from collections.abc import Callable
@@ -316,8 +317,24 @@ def _fleet_member(database: str, spool: str, lines: int, seed: int, ready: Any, 
     out.put(ship(database, Path(spool), with_rollups=True)[0])
 
 
-def fleet_rate(work: Path, shippers: int) -> tuple[int, float]:
-    """N shipper processes, each draining its own spool into one database; (rows, seconds until the last is done)."""
+def database_cpu_seconds() -> float | None:
+    """CPU seconds the MariaDB server process has used, when it runs on this machine (None otherwise)."""
+    try:
+        engine = sa.create_engine(SERVER)
+        try:
+            with engine.connect() as connection:
+                pid_file = connection.execute(sa.text("SELECT @@pid_file")).scalar()
+        finally:
+            engine.dispose()
+        fields = Path(f"/proc/{Path(str(pid_file)).read_text().strip()}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, sa.exc.SQLAlchemyError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def fleet_rate(work: Path, shippers: int) -> tuple[int, float, float | None]:
+    """N shipper processes, each draining its own spool into one database; (rows, seconds until the last is done,
+    the database server's CPU seconds meanwhile)."""
     context = multiprocessing.get_context("fork")
     database = fresh_database("fleet")
     ready, go, out = context.Semaphore(0), context.Event(), context.Queue()
@@ -329,13 +346,13 @@ def fleet_rate(work: Path, shippers: int) -> tuple[int, float]:
             member.start()
         for _ in members:
             ready.acquire()
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), database_cpu_seconds()
         go.set()
         rows = sum(out.get(timeout=600) for _ in members)
-        seconds = time.perf_counter() - started
+        seconds, cpu_after = time.perf_counter() - started, database_cpu_seconds()
         for member in members:
             member.join()
-        return rows, seconds
+        return rows, seconds, None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     finally:
         server(f"DROP DATABASE IF EXISTS {database}")
 
@@ -367,13 +384,14 @@ def section() -> str:
 
 
 def render(timings: dict[str, float], before: dict[str, list[float]], after: dict[str, list[float]],
-           rates: dict[str, list[float]], fleet: dict[int, tuple[int, float]]) -> str:
+           rates: dict[str, list[float]], fleet: dict[int, tuple[int, float, float | None]]) -> str:
     pages = [[f"`{e}`", shown(before[e]), shown(after[e]), ratio(before[e], after[e]),
               "yes" if statistics.median(after[e]) <= 100 else "no"] for e in ENDPOINTS]
     with_rate, without_rate = statistics.median(rates["with"]), statistics.median(rates["without"])
     ratios = sorted(w / wo for w, wo in zip(rates["with"], rates["without"], strict=True))
-    fleet_rows = [[n, f"{rows:,}", f"{seconds:.1f}", f"{rows / seconds:,.0f}"] for n, (rows, seconds) in fleet.items()]
-    best = max(rows / seconds for rows, seconds in fleet.values())
+    fleet_rows = [[n, f"{rows:,}", f"{seconds:.1f}", f"{rows / seconds:,.0f}",
+                   f"{cpu:.1f}" if cpu else "n/a", f"{rows / cpu:,.0f}" if cpu else "n/a"]
+                  for n, (rows, seconds, cpu) in fleet.items()]
     serving, _ = serving_rate()
     built = (f" Built in this run, {CHUNK:,} rows a transaction: {timings['generate']:.0f} s to generate the rows "
              f"(SQL over MariaDB's sequence engine), {timings['roll_up']:.0f} s to count them in the rollups in bulk "
@@ -401,27 +419,49 @@ with / without {with_rate / without_rate:.2f}, per round {", ".join(f"{r:.2f}" f
 500 rows costs one SELECT of its ids, the INSERT, one SELECT of its subjects' events and one multi-row upsert per
 rollup, in one transaction.
 
-**A fleet of shippers against one database.** N shipper processes, each draining its own spool (
-{FLEET_LINES:,} lines in all) with the rollups, into one MariaDB, from a common start until the last is done:
+**A fleet of shippers against one database.** N shipper processes, each draining its own spool
+({FLEET_LINES:,} lines in all) with the rollups, into one MariaDB, from a common start until the last is done; the
+database's CPU is the MariaDB server process's user and system time meanwhile:
 
-{markdown_table(["shippers", "rows", "seconds", "rows/s"], fleet_rows)}
+{markdown_table(["shippers", "rows", "seconds", "rows/s", "database CPU s", "rows per database CPU-second"],
+                fleet_rows)}
 
-**How many web instances one database carries.** The serving section above measured {serving:,} logged
-predictions/s on this machine at 16 connections (two gunicorn instances of two workers each: one 2-core web host).
-One database took at best {best:,.0f} rows/s from the shippers, so it carries about {best / serving:.1f} such web
-hosts running flat out, on 2 cores shared with the shippers themselves. {RDS_REASONING}
+{paragraph(f"**How many web instances one database carries.** {capacity(fleet, serving)} {RDS_REASONING}")}
 """
 
 
+def paragraph(text: str) -> str:
+    """Markdown text wrapped as the documents are, at 120 characters."""
+    return textwrap.fill(" ".join(text.split()), width=120, break_long_words=False, break_on_hyphens=False)
+
+
+def capacity(fleet: dict[int, tuple[int, float, float | None]], serving: int) -> str:
+    """The conclusion on web hosts per database, from the fleet's best run."""
+    rows, seconds, cpu = max(fleet.values(), key=lambda run: run[0] / run[1])
+    found = (f"The serving section above measured {serving:,} logged predictions/s at 16 connections on one 2-core "
+             f"web host (two gunicorn instances of two workers each), so each such host running flat out gives "
+             f"its shipper {serving:,} rows/s. Here one database took at best {rows / seconds:,.0f} rows/s, about "
+             f"{rows / seconds / serving:.1f} such hosts, but that is a floor: the shippers ran on the same 2 cores.")
+    if not cpu:
+        return found
+    per_cpu = rows / cpu
+    return (f"{found} MariaDB itself spent {cpu:.1f} CPU-seconds on those {rows:,} rows, {per_cpu:,.0f} rows per "
+            f"CPU-second, so a database with 2 vCPUs of its own takes roughly {2 * per_cpu:,.0f} rows/s, about "
+            f"{2 * per_cpu / serving:.0f} web hosts at full load (less the analytics pages and QuickSight, which "
+            "read small rollups, and any headroom kept for bursts).")
+
+
 RDS_REASONING = """The templates' default `DbInstanceClass` is `db.t4g.micro`
-(`cloudformation/main.yaml`, `cloudformation/database.yaml`): 2 burstable vCPUs with a 10 % baseline and 1 GiB
+(`cloudformation/main.yaml`, `cloudformation/database.yaml`): 2 burstable vCPUs with a 10 % baseline each and 1 GiB
 of memory (a buffer pool of about 0.7 GiB). That is right for the default deployment, a demo or a staging stack
 whose traffic is people: shipping a few rows a second and the rollups' small pages stay far below its baseline,
-and the working set of the pages is now the rollups, not the log. It is not right for a fleet that serves flat out:
-sustained shipping at the rates above uses the whole CPU, which a t4g.micro keeps only while its CPU credits last
-(then it is held at 10 %, a tenth of the rows), and its buffer pool cannot hold a growing raw log's indexes.
-For sustained load choose a non-burstable class with the CPUs the fleet's rows need, e.g. `db.m7g.large` (2 vCPUs,
-8 GiB) for up to the web hosts above, and set `PRONOSTICO_LOG_RETENTION_DAYS` so the raw log stops growing."""
+and the working set of the pages is now the rollups, not the log. It is not right for a fleet that serves flat out.
+RDS runs T4g classes in Unlimited mode: once the CPU credits are spent the instance is not slowed, but every
+vCPU-hour above the baseline is billed as surplus credits, so a database busy all day costs more than a
+fixed-performance class with the same vCPUs; and 0.7 GiB of buffer pool cannot hold a growing raw log's indexes.
+For sustained load choose a non-burstable class with the vCPUs the fleet's rows need, e.g. `db.m7g.large`
+(2 vCPUs, 8 GiB) for up to the web hosts above, and set `PRONOSTICO_LOG_RETENTION_DAYS` so the raw log stops
+growing."""
 
 
 def shown(times: list[float]) -> str:
