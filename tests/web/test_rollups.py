@@ -162,6 +162,17 @@ def test_a_replayed_batch_counts_nothing_twice(engine, tmp_path):
     assert_rollups_match_raw(engine)
 
 
+def test_a_batch_partly_logged_counts_only_its_new_rows(engine, tmp_path):
+    made = answers(10)
+    spool(tmp_path / "first", made[:4])
+    ship(engine, tmp_path / "first")
+    spool(tmp_path / "again", made[2:] + made[5:6])  # two logged already, six new, one of them twice
+    assert LogShipper(engine, tmp_path / "again", batch_rows=100).drain() == 9
+    load_events(engine, made)
+    assert raw_count(engine) == 10
+    assert_rollups_match_raw(engine)
+
+
 def test_predictions_resolve_when_their_events_come_later(engine, tmp_path):
     made = answers(20)
     spool(tmp_path / "spool", made)

@@ -56,24 +56,45 @@ Row = Mapping[str, Any]
 # --- logging and counting -------------------------------------------------------------------------------------------
 
 def log_and_roll_up(connection: sa.Connection, rows: list[Row]) -> int:
-    """Insert the rows, skipping prediction ids already logged, and count the new ones; return how many were new.
-
-    One prediction id is only ever shipped by its own host's shipper, one batch after another, so the ids found
-    before the INSERT are exactly the ones it skips."""
+    """Insert the rows, skipping prediction ids already logged, and count the new ones; return how many were new."""
     if not rows:
         return 0
-    ids = [row["prediction_id"] for row in rows]
-    logged = set(connection.execute(_logged_ids(), {"ids": ids}).scalars())
-    new = list({row["prediction_id"]: row for row in reversed(rows) if row["prediction_id"] not in logged}.values())
-    connection.execute(insert_ignoring_duplicates(connection.dialect.name),
-                       [{**row, "rolled_up": True} for row in rows])
+    new = insert_new(connection, [{**row, "rolled_up": True} for row in rows])
     roll_up(connection, new)
     return len(new)
 
 
+def insert_new(connection: sa.Connection, rows: list[Row]) -> list[Row]:
+    """Insert the rows whose prediction_id is not logged yet and return them, each id once. The INSERT itself says
+    which rows it added, so a batch costs no SELECT of its ids (one took a tenth of the rollups' cost): SQLite and
+    PostgreSQL return the ids they inserted; MySQL has no RETURNING, so a plain INSERT in a savepoint adds every row
+    or, when one id is logged already (a batch replayed after a crash), nothing, and only then are the logged ids
+    looked up."""
+    dialect = connection.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        statement = insert_ignoring_duplicates(dialect).returning(prediction_log.c.prediction_id)
+        added = set(connection.execute(statement, rows).scalars())
+        return first_of_each(row for row in rows if row["prediction_id"] in added)
+    try:
+        with connection.begin_nested():
+            connection.execute(sa.insert(prediction_log), rows)
+        return rows
+    except sa.exc.IntegrityError:  # a duplicate id; any other refusal raises again below, as the shipper expects
+        logged = set(connection.execute(_logged_ids(), {"ids": [row["prediction_id"] for row in rows]}).scalars())
+        connection.execute(insert_ignoring_duplicates(dialect), rows)
+        return first_of_each(row for row in rows if row["prediction_id"] not in logged)
+
+
+def first_of_each(rows: Iterable[Row]) -> list[Row]:
+    """The first row of each prediction id: the one a batch with an id twice inserts."""
+    first: dict[str, Row] = {}
+    for row in rows:
+        first.setdefault(row["prediction_id"], row)
+    return list(first.values())
+
+
 @cache
 def _logged_ids() -> sa.Select[tuple[str]]:
-    # built once: a statement object made per batch costs more to build and look up than the SELECT itself
     return sa.select(prediction_log.c.prediction_id).where(
         prediction_log.c.prediction_id.in_(sa.bindparam("ids", expanding=True)))
 
