@@ -47,6 +47,7 @@ BATCH_ROWS = 10_000  # raw rows per catch-up or prune transaction: short locks, 
 # a probability of 0 for what happened would make the log loss infinite; 1e-15 caps it at about 34.5 (as migration
 # 0003's views do)
 FLOOR = 1e-15
+NO_CHANCE = -math.log(FLOOR)  # the loss of a class with no probability (or 0)
 PROBABILITY_COLUMNS = tuple((name, f"p_{name}") for name in PROBABILITY_CLASSES)
 SUBJECTS_PER_QUERY = 500  # subjects per SELECT of their events: under SQLite's bound-variable limit
 
@@ -121,7 +122,8 @@ def tally(rows: Iterable[Row]) -> dict[sa.Table, Totals]:
     as_ofs: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
     for row in rows:
         at, use_case, version = row["created_at"], row["use_case"], row["model_version"]
-        hours[(at.replace(minute=0, second=0, microsecond=0), use_case, version, row["outcome"])].append(at)
+        # the hour as numbers: a datetime per row (replace) costs more than the rest of the row's key
+        hours[(at.year, at.month, at.day, at.hour, use_case, version, row["outcome"])].append(at)
         subject_a = row["home_team"] or row["symbol"]
         if subject_a is None:
             continue  # a use case with no subject is in no top list and resolves against no event
@@ -129,15 +131,18 @@ def tally(rows: Iterable[Row]) -> dict[sa.Table, Totals]:
         subjects[(use_case, subject_a, subject_b)].append(at)
         if row["as_of"] is not None:
             as_ofs[(use_case, version, subject_a, subject_b, row["as_of"])].append(row)
+    hourly: Totals = {}
     daily: Totals = {}
-    for (hour, *rest), times in hours.items():  # a day's totals are its hours' totals
-        found = daily.get((hour.date(), *rest))
+    for (year, month, day, hour, *rest), times in hours.items():  # a day's totals are its hours' totals
+        hourly[(datetime(year, month, day, hour), *rest)] = {"predictions": len(times)}
+        found = daily.get((date(year, month, day), *rest))
         if found is None:
-            daily[(hour.date(), *rest)] = {"predictions": len(times), "first_at": min(times), "last_at": max(times)}
+            daily[(date(year, month, day), *rest)] = {"predictions": len(times), "first_at": min(times),
+                                                      "last_at": max(times)}
         else:
             found.update(predictions=found["predictions"] + len(times), first_at=min(found["first_at"], *times),
                          last_at=max(found["last_at"], *times))
-    return {rollup_hourly: {key: {"predictions": len(times)} for key, times in hours.items()},
+    return {rollup_hourly: hourly,
             rollup_daily: daily,
             rollup_subjects: {key: {"predictions": len(times), "last_at": max(times)}
                               for key, times in subjects.items()},
@@ -153,7 +158,8 @@ def live_counts(rows: list[Row]) -> dict[str, Any]:
         if row["outcome"] in predicted:
             predicted[row["outcome"]] += 1
         for name, column in PROBABILITY_COLUMNS:
-            losses[name] += -math.log(max(row[column] or 0.0, FLOOR))
+            p = row[column]
+            losses[name] += -math.log(max(p, FLOOR)) if p else NO_CHANCE
     return {"predictions": len(rows), **{f"predicted_{name}": count for name, count in predicted.items()},
             **{f"loss_{name}": loss for name, loss in losses.items()}}
 
