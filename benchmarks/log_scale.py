@@ -42,6 +42,7 @@ TEAMS, SYMBOLS = 120, 40
 CHUNK = 1_000_000
 REQUESTS_AFTER, REQUESTS_BEFORE = 15, 3
 SHIPPED_LINES = 20_000
+SHIPPER_BATCH_ROWS = 500  # the shipper's default (PRONOSTICO_SHIPPER_BATCH_ROWS)
 SHIPPER_ROUNDS = 5  # each a drain without the rollups, then one with: the machine is shared, so pairs and medians
 FLEET = (1, 4, 16)
 FLEET_LINES = 96_000  # spread over the shippers of each fleet size
@@ -273,15 +274,17 @@ def plain_insert(connection: sa.Connection, rows: Any) -> int:
     return len(rows)
 
 
-def ship(database: str, spool: Path, with_rollups: bool) -> tuple[int, float]:
-    """Drain a spool with the shipper's real batches; (rows, seconds)."""
+def ship(database: str, spool: Path, with_rollups: bool) -> tuple[int, float, float | None]:
+    """Drain a spool with the shipper's real batches; (rows, seconds, CPU seconds of this process and the database
+    server together, None when the server's cannot be read)."""
     engine = db.create_engine(url(database))
     original = shipper.insert_rows
     shipper.insert_rows = original if with_rollups else plain_insert
     try:
-        started = time.perf_counter()
-        shipped = shipper.LogShipper(engine, spool).drain()
-        return shipped, time.perf_counter() - started
+        started, cpu, database_cpu = time.perf_counter(), time.process_time(), database_cpu_seconds()
+        shipped = shipper.LogShipper(engine, spool, batch_rows=SHIPPER_BATCH_ROWS).drain()
+        seconds, cpu, after = time.perf_counter() - started, time.process_time() - cpu, database_cpu_seconds()
+        return shipped, seconds, None if database_cpu is None or after is None else cpu + after - database_cpu
     finally:
         shipper.insert_rows = original
         engine.dispose()
@@ -295,16 +298,19 @@ def fresh_database(tag: str) -> str:
 
 
 def shipper_rates(work: Path) -> dict[str, list[float]]:
-    """Rows/s draining the same kind of spool without and with the rollups, in SHIPPER_ROUNDS rounds of one each."""
-    rates: dict[str, list[float]] = {"with": [], "without": []}
+    """Rows/s draining the same kind of spool without and with the rollups, in SHIPPER_ROUNDS rounds of one each,
+    and microseconds of CPU per row (`cpu with`, `cpu without`)."""
+    rates: dict[str, list[float]] = {"with": [], "without": [], "cpu with": [], "cpu without": []}
     for attempt in range(SHIPPER_ROUNDS):
         for mode in ("without", "with"):
             spool = work / f"spool-{mode}-{attempt}"
             fill_spool(spool, SHIPPED_LINES, seed=attempt * 2 + (mode == "with"))
             database = fresh_database("shipper")
             try:
-                rows, seconds = ship(database, spool, with_rollups=mode == "with")
+                rows, seconds, cpu = ship(database, spool, with_rollups=mode == "with")
                 rates[mode].append(rows / seconds)
+                if cpu is not None:
+                    rates[f"cpu {mode}"].append(cpu / rows * 1e6)
             finally:
                 server(f"DROP DATABASE IF EXISTS {database}")
     return rates
@@ -387,8 +393,6 @@ def render(timings: dict[str, float], before: dict[str, list[float]], after: dic
            rates: dict[str, list[float]], fleet: dict[int, tuple[int, float, float | None]]) -> str:
     pages = [[f"`{e}`", shown(before[e]), shown(after[e]), ratio(before[e], after[e]),
               "yes" if statistics.median(after[e]) <= 100 else "no"] for e in ENDPOINTS]
-    with_rate, without_rate = statistics.median(rates["with"]), statistics.median(rates["without"])
-    ratios = sorted(w / wo for w, wo in zip(rates["with"], rates["without"], strict=True))
     fleet_rows = [[n, f"{rows:,}", f"{seconds:.1f}", f"{rows / seconds:,.0f}",
                    f"{cpu:.1f}" if cpu else "n/a", f"{rows / cpu:,.0f}" if cpu else "n/a"]
                   for n, (rows, seconds, cpu) in fleet.items()]
@@ -412,12 +416,7 @@ before (an endpoint that timed out once is not asked again) and {REQUESTS_AFTER}
 
 {markdown_table(["endpoint", "before p50 ms", "after p50 ms", "before / after", "after <= 100 ms"], pages)}
 
-**The shipper's rate.** `LogShipper.drain()` of {SHIPPED_LINES:,} real log lines (half matchups, half assets) in
-batches of 500 into a fresh database, without the rollups (the INSERT as it was) and with them, side by side in
-{SHIPPER_ROUNDS} rounds of one drain each: {without_rate:,.0f} rows/s without, {with_rate:,.0f} rows/s with (medians;
-with / without {with_rate / without_rate:.2f}, per round {", ".join(f"{r:.2f}" for r in ratios)}). Each batch of
-500 rows costs one SELECT of its ids, the INSERT, one SELECT of its subjects' events and one multi-row upsert per
-rollup, in one transaction.
+{shipper_paragraph(rates)}
 
 **A fleet of shippers against one database.** N shipper processes, each draining its own spool
 ({FLEET_LINES:,} lines in all) with the rollups, into one MariaDB, from a common start until the last is done; the
@@ -433,6 +432,24 @@ database's CPU is the MariaDB server process's user and system time meanwhile:
 def paragraph(text: str) -> str:
     """Markdown text wrapped as the documents are, at 120 characters."""
     return textwrap.fill(" ".join(text.split()), width=120, break_long_words=False, break_on_hyphens=False)
+
+
+def shipper_paragraph(rates: dict[str, list[float]]) -> str:
+    with_rate, without_rate = statistics.median(rates["with"]), statistics.median(rates["without"])
+    ratios = sorted(w / wo for w, wo in zip(rates["with"], rates["without"], strict=True))
+    text = (f"**The shipper's rate.** `LogShipper.drain()` of {SHIPPED_LINES:,} real log lines (half matchups, half "
+            f"assets) in batches of {SHIPPER_BATCH_ROWS} into a fresh database, without the rollups (the INSERT as it "
+            f"was) and with them, side by side in {SHIPPER_ROUNDS} rounds of one drain each: {without_rate:,.0f} "
+            f"rows/s without, {with_rate:,.0f} rows/s with (medians; with / without {with_rate / without_rate:.2f}, "
+            f"per round {', '.join(f'{r:.2f}' for r in ratios)}).")
+    if rates["cpu with"] and rates["cpu without"]:
+        cpu_with, cpu_without = statistics.median(rates["cpu with"]), statistics.median(rates["cpu without"])
+        text += (f" CPU time, the shipper's and MariaDB's together, which the machine's other load disturbs less: "
+                 f"{cpu_without:.0f} µs per row without, {cpu_with:.0f} µs with ({cpu_without / cpu_with:.2f}).")
+    text += (" A batch costs its INSERT, one SELECT of its subjects' events and one multi-row upsert per rollup, in "
+             "one transaction; the spool's lines name 60 pairs of teams and 20 symbols, so a batch of 500 also "
+             "upserts about 165 rollup rows.")
+    return paragraph(text)
 
 
 def capacity(fleet: dict[int, tuple[int, float, float | None]], serving: int) -> str:
