@@ -43,6 +43,7 @@ CHUNK = 1_000_000
 REQUESTS_AFTER, REQUESTS_BEFORE = 15, 3
 SHIPPED_LINES = 20_000
 SHIPPER_BATCH_ROWS = 500  # the shipper's default (PRONOSTICO_SHIPPER_BATCH_ROWS)
+LARGER_BATCH_ROWS = 2_000  # the same rollup rows per batch, four times the log rows
 SHIPPER_ROUNDS = 5  # each a drain without the rollups, then one with: the machine is shared, so pairs and medians
 FLEET = (1, 4, 16)
 FLEET_LINES = 96_000  # spread over the shippers of each fleet size
@@ -274,7 +275,8 @@ def plain_insert(connection: sa.Connection, rows: Any) -> int:
     return len(rows)
 
 
-def ship(database: str, spool: Path, with_rollups: bool) -> tuple[int, float, float | None]:
+def ship(database: str, spool: Path, with_rollups: bool, batch_rows: int = SHIPPER_BATCH_ROWS
+         ) -> tuple[int, float, float | None]:
     """Drain a spool with the shipper's real batches; (rows, seconds, CPU seconds of this process and the database
     server together, None when the server's cannot be read)."""
     engine = db.create_engine(url(database))
@@ -282,7 +284,7 @@ def ship(database: str, spool: Path, with_rollups: bool) -> tuple[int, float, fl
     shipper.insert_rows = original if with_rollups else plain_insert
     try:
         started, cpu, database_cpu = time.perf_counter(), time.process_time(), database_cpu_seconds()
-        shipped = shipper.LogShipper(engine, spool, batch_rows=SHIPPER_BATCH_ROWS).drain()
+        shipped = shipper.LogShipper(engine, spool, batch_rows=batch_rows).drain()
         seconds, cpu, after = time.perf_counter() - started, time.process_time() - cpu, database_cpu_seconds()
         return shipped, seconds, None if database_cpu is None or after is None else cpu + after - database_cpu
     finally:
@@ -297,17 +299,17 @@ def fresh_database(tag: str) -> str:
     return name
 
 
-def shipper_rates(work: Path) -> dict[str, list[float]]:
-    """Rows/s draining the same kind of spool without and with the rollups, in SHIPPER_ROUNDS rounds of one each,
-    and microseconds of CPU per row (`cpu with`, `cpu without`)."""
+def shipper_rates(work: Path, batch_rows: int, rounds: int) -> dict[str, list[float]]:
+    """Rows/s draining the same kind of spool without and with the rollups, in rounds of one each, and microseconds
+    of CPU per row (`cpu with`, `cpu without`)."""
     rates: dict[str, list[float]] = {"with": [], "without": [], "cpu with": [], "cpu without": []}
-    for attempt in range(SHIPPER_ROUNDS):
+    for attempt in range(rounds):
         for mode in ("without", "with"):
-            spool = work / f"spool-{mode}-{attempt}"
+            spool = work / f"spool-{batch_rows}-{mode}-{attempt}"
             fill_spool(spool, SHIPPED_LINES, seed=attempt * 2 + (mode == "with"))
             database = fresh_database("shipper")
             try:
-                rows, seconds, cpu = ship(database, spool, with_rollups=mode == "with")
+                rows, seconds, cpu = ship(database, spool, mode == "with", batch_rows)
                 rates[mode].append(rows / seconds)
                 if cpu is not None:
                     rates[f"cpu {mode}"].append(cpu / rows * 1e6)
@@ -383,14 +385,15 @@ def section() -> str:
     before = page_times(RAW_DATABASE, REQUESTS_BEFORE)
     with tempfile.TemporaryDirectory() as work:
         progress("measuring the shipper")
-        rates = shipper_rates(Path(work))
+        rates = {batch: shipper_rates(Path(work), batch, rounds)
+                 for batch, rounds in ((SHIPPER_BATCH_ROWS, SHIPPER_ROUNDS), (LARGER_BATCH_ROWS, 3))}
         progress("measuring the fleet")
         fleet = {n: fleet_rate(Path(work), n) for n in FLEET}
     return render(timings, before, after, rates, fleet)
 
 
 def render(timings: dict[str, float], before: dict[str, list[float]], after: dict[str, list[float]],
-           rates: dict[str, list[float]], fleet: dict[int, tuple[int, float, float | None]]) -> str:
+           rates: dict[int, dict[str, list[float]]], fleet: dict[int, tuple[int, float, float | None]]) -> str:
     pages = [[f"`{e}`", shown(before[e]), shown(after[e]), ratio(before[e], after[e]),
               "yes" if statistics.median(after[e]) <= 100 else "no"] for e in ENDPOINTS]
     fleet_rows = [[n, f"{rows:,}", f"{seconds:.1f}", f"{rows / seconds:,.0f}",
@@ -434,23 +437,30 @@ def paragraph(text: str) -> str:
     return textwrap.fill(" ".join(text.split()), width=120, break_long_words=False, break_on_hyphens=False)
 
 
-def shipper_paragraph(rates: dict[str, list[float]]) -> str:
-    with_rate, without_rate = statistics.median(rates["with"]), statistics.median(rates["without"])
-    ratios = sorted(w / wo for w, wo in zip(rates["with"], rates["without"], strict=True))
+def shipper_paragraph(rates: dict[int, dict[str, list[float]]]) -> str:
+    default, larger = rates[SHIPPER_BATCH_ROWS], rates[LARGER_BATCH_ROWS]
     text = (f"**The shipper's rate.** `LogShipper.drain()` of {SHIPPED_LINES:,} real log lines (half matchups, half "
             f"assets) in batches of {SHIPPER_BATCH_ROWS} into a fresh database, without the rollups (the INSERT as it "
-            f"was) and with them, side by side in {SHIPPER_ROUNDS} rounds of one drain each: {without_rate:,.0f} "
-            f"rows/s without, {with_rate:,.0f} rows/s with (medians; with / without {with_rate / without_rate:.2f}, "
-            f"per round {', '.join(f'{r:.2f}' for r in ratios)}).")
-    if rates["cpu with"] and rates["cpu without"]:
-        cpu_with, cpu_without = statistics.median(rates["cpu with"]), statistics.median(rates["cpu without"])
-        text += (f" CPU time, the shipper's and MariaDB's together, which the machine's other load disturbs less: "
-                 f"{cpu_without:.0f} µs per row without, {cpu_with:.0f} µs with ({cpu_without / cpu_with:.2f}).")
-    text += (" A batch costs its INSERT, one SELECT of its subjects' events and one multi-row upsert per rollup, in "
-             "one transaction; the spool's lines name 60 pairs of teams and 20 symbols, so a batch of 500 also "
-             "upserts about 165 rollup rows.")
+            f"was) and with them, side by side in {SHIPPER_ROUNDS} rounds of one drain each: {compared(default)}. "
+            "A batch costs its INSERT, one SELECT of its subjects' events and one multi-row upsert per rollup, in "
+            "one transaction; the spool's lines name 60 pairs of teams and 20 symbols, so a batch of 500 also "
+            f"upserts about 165 rollup rows. In batches of {LARGER_BATCH_ROWS:,} "
+            f"(`PRONOSTICO_SHIPPER_BATCH_ROWS={LARGER_BATCH_ROWS}`), which upsert about as many rollup rows for four "
+            f"times the log rows, 3 rounds: {compared(larger)}.")
     return paragraph(text)
 
+
+def compared(rates: dict[str, list[float]]) -> str:
+    """Rates with and without the rollups, their ratio, and the CPU per row when the server's could be read."""
+    with_rate, without_rate = statistics.median(rates["with"]), statistics.median(rates["without"])
+    ratios = sorted(w / wo for w, wo in zip(rates["with"], rates["without"], strict=True))
+    text = (f"{without_rate:,.0f} rows/s without, {with_rate:,.0f} rows/s with (medians; with / without "
+            f"{with_rate / without_rate:.2f}, per round {', '.join(f'{r:.2f}' for r in ratios)})")
+    if rates["cpu with"] and rates["cpu without"]:
+        cpu_with, cpu_without = statistics.median(rates["cpu with"]), statistics.median(rates["cpu without"])
+        text += (f"; CPU time of the shipper and MariaDB together, which the machine's other load disturbs less, "
+                 f"{cpu_without:.0f} µs per row without and {cpu_with:.0f} µs with ({cpu_without / cpu_with:.2f})")
+    return text
 
 def capacity(fleet: dict[int, tuple[int, float, float | None]], serving: int) -> str:
     """The conclusion on web hosts per database, from the fleet's best run."""
