@@ -112,6 +112,8 @@ rollup_live = _rollup(
     *(sa.Column(f"loss_{name}", sa.Double, nullable=False) for name in PROBABILITY_CLASSES),
     sa.Column("event_date", sa.Date, comment="the first event that resolves these predictions (NULL: none yet)"),
     sa.Column("observed", sa.String(16), comment="that event's outcome"),
+    # no longer set: a batch's live totals are resolved before their upsert (rollups.resolve_totals); a later
+    # migration may drop the column and its index
     sa.Column("resolution_due", sa.Boolean, nullable=False, server_default=sa.text("0"),
               comment="new: resolve against observed_events before the transaction commits"),
     sa.Index("ix_prediction_rollup_live_resolution_due", "resolution_due"),
