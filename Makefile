@@ -85,7 +85,7 @@ rehearse: install ## the first AWS deploy against the stand-in, as the guide doe
 	$(SYSTEM) java nginx mariadb rehearsal
 	$(BIN)/pytest tests/deploy; status=$$?; $(BIN)/python -m benchmarks --assemble deploy; exit $$status
 
-bench: install ## measure serving, model time, the pipeline, freshness, matchups quality and tuning into docs/BENCHMARKS.md (ONLY=serving ...)
+bench: install ## measure serving, model time, the pipeline, freshness, matchups quality and tuning, and the prediction log at 10M rows (log_scale) into docs/BENCHMARKS.md (ONLY=serving ...)
 	$(SYSTEM) java nginx wrk
 	$(BIN)/python -m benchmarks $(ONLY)
 
