@@ -217,10 +217,24 @@ def test_follow_runs_asks_a_model_only_of_the_use_cases_the_drop_fed(settings: S
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(demo.airflow, "api", lambda _: FakeAirflow({"run-a": "success"}))
     uploads = [demo.Upload("assets", "assets/AAA.drop2.csv", "etag", "run-a")]
-    assert not demo.follow_runs(settings, uploads), "no assets model yet"
+    promoted: list[str] = []
+    assert not demo.follow_runs(settings, uploads, on_promoted=promoted.append), "no assets model yet"
+    assert promoted == [], "a run that ends with nothing serving announces nothing"
     storage.write_json(layout.current_uri(settings.models_uri, "assets"), {"version": "v1"})
-    assert demo.follow_runs(settings, uploads), "matchups had no file in this drop: no model asked of it"
+    assert demo.follow_runs(settings, uploads, on_promoted=promoted.append), \
+        "matchups had no file in this drop: no model asked of it"
+    assert promoted == ["assets"], "announced as soon as its run ends, not when the whole drop has"
     assert demo.follow_runs(settings, []), "a drop with nothing in it ends at once"
+
+
+def test_the_url_is_announced_once_per_use_case_when_it_serves(web_tier: tuple[Settings, ThreadingHTTPServer],
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    settings, _ = web_tier
+    announced: set[str] = set()
+    for _ in range(2):
+        demo.announce_served(settings, "assets", announced)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "serves:" in line]
+    assert len(lines) == 1 and f"assets serves: http://127.0.0.1:{settings.web.port}/" in lines[0]
 
 
 def test_a_second_feed_uploads_nothing_and_logs_no_predictions(settings: Settings,

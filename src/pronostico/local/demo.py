@@ -7,7 +7,7 @@ demo data (the real files from ../shared/data when they are there, otherwise the
 newest months. After each drop the demo follows the DAG runs its uploads start until they end (the first drop's runs
 tune the forest, the second's refit it with those hyperparameters), and before the next one it asks the web tier for
 predictions, so that they are logged and later meet what really happened. The web tier's URL is printed as soon as
-the first drop's models serve. It returns with everything running in the background. Running it again uploads
+a use case's first model serves. It returns with everything running in the background. Running it again uploads
 nothing that is already in the bucket and starts nothing that runs: it only reports.
 """
 
@@ -21,7 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -108,15 +108,23 @@ def up(settings: Settings) -> int:
 
 def feed_drops(settings: Settings, drops: Sequence[Drop], web: Any) -> bool:
     """Upload each drop, follow its runs, then log predictions for the next one; False when a drop's runs fail."""
+    announced: set[str] = set()
     for drop, following in zip(drops, [*drops[1:], None], strict=True):
         uploads = upload_drop(settings, drop)
-        if not follow_runs(settings, uploads):
+        announce = (lambda use_case: announce_served(settings, use_case, announced)) if web else None
+        if not follow_runs(settings, uploads, on_promoted=announce):
             return False
         logged, note = predictions_before(settings, following, web)
         say(drop_line(drop, uploads, logged, note))
-        if web and drop.number == 1:
-            say(f"the first models serve: http://127.0.0.1:{settings.web.port}/ (the rest of the tour follows)")
     return True
+
+
+def announce_served(settings: Settings, use_case: str, announced: set[str]) -> None:
+    """Say where the form is as soon as a use case has its first model, before the rest of the tour is ready."""
+    if use_case in announced or wait_until_served(settings, [use_case], timeout=10.0):  # still behind
+        return
+    announced.add(use_case)
+    say(f"{use_case} serves: http://127.0.0.1:{settings.web.port}/ (the rest of the tour follows)")
 
 
 def drop_line(drop: Drop, uploads: Sequence[Upload], logged: int, note: str = "") -> str:
@@ -159,8 +167,11 @@ def pending_use_cases(settings: Settings, drop: Drop) -> list[str]:
             if any(not is_there(storage.join(settings.raw_uri, f.key), storage.file_md5(f.path)) for f in files)]
 
 
-def follow_runs(settings: Settings, uploads: list[Upload], timeout: float = TRAINING_TIMEOUT_SECONDS) -> bool:
-    """Report the DAG runs the uploads started until each has ended; True when each use case uploaded then serves."""
+def follow_runs(settings: Settings, uploads: list[Upload], timeout: float = TRAINING_TIMEOUT_SECONDS,
+                on_promoted: Callable[[str], None] | None = None) -> bool:
+    """Report the DAG runs the uploads started until each has ended; True when each use case uploaded then serves.
+
+    `on_promoted(use_case)` is called as each of their runs succeeds with a model promoted for its use case."""
     client = airflow.api(settings)
     deadline = time.monotonic() + timeout
     shown: dict[str, str] = {}
@@ -177,6 +188,8 @@ def follow_runs(settings: Settings, uploads: list[Upload], timeout: float = TRAI
                 say(line)
             if state.split(":")[0] in TERMINAL:
                 del pending[run_id]
+                if state == "success" and on_promoted and read_current(settings.models_uri, upload.use_case):
+                    on_promoted(upload.use_case)
         if pending:
             time.sleep(1.0)
     if pending:
