@@ -146,17 +146,34 @@ SELECT 'assets', CONCAT('SYM', LPAD(s.seq, 2, '0')), '', '2025-01-01' + INTERVAL
 FROM seq_0_to_{SYMBOLS - 1} s JOIN seq_1_to_{DAYS + 1} d"""]
 
 
-def ensure_log(progress: Callable[[str], None]) -> dict[str, float]:
-    """The 10M-row database with its rollups, built unless it is there already; the seconds each step took."""
+def ensure_log(progress: Callable[[str], None]) -> tuple[dict[str, float], bool]:
+    """The 10M-row database with its rollups, built unless it is there already; the seconds each step of its build
+    took, and whether it was built in this run."""
     if log_is_complete():
         progress(f"reusing {DATABASE} ({ROWS:,} rows)")
-        return {}
+        return build_timings(), False
     server(f"DROP DATABASE IF EXISTS {DATABASE}")
     server(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
     db.upgrade(url(DATABASE))
     engine = db.create_engine(url(DATABASE))
     try:
-        return load_log(engine, ROWS, CHUNK, progress)
+        timings = load_log(engine, ROWS, CHUNK, progress)
+        with engine.begin() as connection:  # kept with the data, so a run that reuses it can say how it was built
+            connection.execute(sa.text("CREATE TABLE benchmark_build (step VARCHAR(16) PRIMARY KEY, seconds DOUBLE)"))
+            connection.execute(sa.text("INSERT INTO benchmark_build VALUES (:step, :seconds)"),
+                               [{"step": step, "seconds": seconds} for step, seconds in timings.items()])
+        return timings, True
+    finally:
+        engine.dispose()
+
+
+def build_timings() -> dict[str, float]:
+    engine = sa.create_engine(url(DATABASE))
+    try:
+        with engine.connect() as connection:
+            return {step: seconds for step, seconds in connection.execute(sa.text("SELECT * FROM benchmark_build"))}
+    except sa.exc.SQLAlchemyError:
+        return {}  # built before the timings were kept
     finally:
         engine.dispose()
 
@@ -378,7 +395,7 @@ def serving_rate() -> tuple[int, str]:
 
 def section() -> str:
     progress = lambda line: print("  " + line, flush=True)  # noqa: E731
-    timings = ensure_log(progress)
+    timings, built_now = ensure_log(progress)
     raw_views()
     progress("measuring the pages")
     after = page_times(DATABASE, REQUESTS_AFTER)
@@ -389,10 +406,10 @@ def section() -> str:
                  for batch, rounds in ((SHIPPER_BATCH_ROWS, SHIPPER_ROUNDS), (LARGER_BATCH_ROWS, 3))}
         progress("measuring the fleet")
         fleet = {n: fleet_rate(Path(work), n) for n in FLEET}
-    return render(timings, before, after, rates, fleet)
+    return render(timings, built_now, before, after, rates, fleet)
 
 
-def render(timings: dict[str, float], before: dict[str, list[float]], after: dict[str, list[float]],
+def render(timings: dict[str, float], built_now: bool, before: dict[str, list[float]], after: dict[str, list[float]],
            rates: dict[int, dict[str, list[float]]], fleet: dict[int, tuple[int, float, float | None]]) -> str:
     pages = [[f"`{e}`", shown(before[e]), shown(after[e]), ratio(before[e], after[e]),
               "yes" if statistics.median(after[e]) <= 100 else "no"] for e in ENDPOINTS]
@@ -400,17 +417,22 @@ def render(timings: dict[str, float], before: dict[str, list[float]], after: dic
                    f"{cpu:.1f}" if cpu else "n/a", f"{rows / cpu:,.0f}" if cpu else "n/a"]
                   for n, (rows, seconds, cpu) in fleet.items()]
     serving, _ = serving_rate()
-    built = (f" Built in this run, {CHUNK:,} rows a transaction: {timings['generate']:.0f} s to generate the rows "
+    when = "in this run" if built_now else "in an earlier run"
+    built = (f" Built {when}, {CHUNK:,} rows a transaction: {timings['generate']:.0f} s to generate the rows "
              f"(SQL over MariaDB's sequence engine), {timings['roll_up']:.0f} s to count them in the rollups in bulk "
              "(one `INSERT ... SELECT ... GROUP BY` per rollup and chunk, which a test checks against "
              f"`rollups.catch_up`), {timings['resolve']:.0f} s to resolve the live rollup against the events."
              if timings else " Reused from an earlier run.")
+    asked = subjects_asked()
+    intro = (f"`make bench ONLY=log_scale` (`python -m benchmarks log_scale`; `python -m benchmarks.log_scale --drop` "
+             f"drops the generated databases). {ROWS:,} rows in MariaDB {mariadb_version()} (its default 128 MiB "
+             f"buffer pool), spread over {DAYS} days, both use cases, {VERSIONS} model versions each, {TEAMS} teams "
+             f"and {SYMBOLS} symbols with skewed popularity ({asked.get('matchups', 0):,} pairs of teams and "
+             f"{asked.get('assets', 0):,} symbols asked), plus observed events (every pair of teams meets every 90 "
+             f"days; a bar a day per symbol).{built}")
     return f"""## The prediction log at 10 million rows
 
-`make bench ONLY=log_scale` (`python -m benchmarks log_scale`; `python -m benchmarks.log_scale --drop` drops the
-generated databases). {ROWS:,} rows in MariaDB {mariadb_version()} (its default 128 MiB buffer pool), spread over
-{DAYS} days, both use cases, {VERSIONS} model versions each, {TEAMS} teams and {SYMBOLS} symbols with skewed
-popularity, plus observed events (every pair of teams meets every 90 days; a bar a day per symbol).{built}
+{paragraph(intro)}
 
 **The pages, cold.** The real Flask app (test client) with its caches off, so every request queries. *Before* is
 the same app reading the views of migrations 0002 and 0003 over the raw rows (kept in a second database for this
@@ -435,6 +457,17 @@ database's CPU is the MariaDB server process's user and system time meanwhile:
 def paragraph(text: str) -> str:
     """Markdown text wrapped as the documents are, at 120 characters."""
     return textwrap.fill(" ".join(text.split()), width=120, break_long_words=False, break_on_hyphens=False)
+
+
+def subjects_asked() -> dict[str, int]:
+    """Subjects per use case in the 10M-row log (its subjects rollup)."""
+    engine = sa.create_engine(url(DATABASE))
+    try:
+        with engine.connect() as connection:
+            return dict(connection.execute(sa.text(
+                "SELECT use_case, COUNT(*) FROM prediction_rollup_subjects GROUP BY use_case")).all())
+    finally:
+        engine.dispose()
 
 
 def shipper_paragraph(rates: dict[int, dict[str, list[float]]]) -> str:
