@@ -75,7 +75,7 @@ test: install ## every test: code, data, model, the stack, and the deploy rehear
 
 # the markers tell the truth (tests/tiers.py fails a test that starts one of the first four unmarked); slow leaves out
 # the few tests of over ten seconds that need none of them (the strong baselines against their reference packages)
-FAST := not spark and not airflow and not browser and not rehearsal and not slow and not chaos_only
+FAST := not spark and not airflow and not browser and not rehearsal and not chaos_only
 
 test-fast: install ## the tests that need no Spark, Airflow, browser or deploy rehearsal (about a minute)
 	$(SYSTEM) nginx mariadb systemd
