@@ -35,7 +35,7 @@ from pronostico.core.registry import read_current
 from pronostico.local.drops import Drop, dated_rows, plan_drops
 from pronostico.local.stack import airflow, processes, watcher
 
-SAMPLE_MATCHUPS = {"real": ("Brazil", "Argentina"), "synthetic": ("Syldavia", "Borduria")}
+SAMPLES = {"real": ("Brazil", "Argentina", "BTC-USD"), "synthetic": ("Syldavia", "Borduria", "ORBT-USD")}
 TERMINAL = ("success", "failed")
 TRAINING_TIMEOUT_SECONDS = 90 * 60.0
 FIXTURE_LIMIT = 30  # matchup predictions between two drops
@@ -101,7 +101,7 @@ def up(settings: Settings) -> int:
         return 1
     if web:
         web.wait_until_healthy(settings, 120)
-    show_predictions(kind, inputs)
+    show_predictions(kind)
     print_summary(settings, bool(web), time.monotonic() - started)
     return 0 if not web or wait_until_shipped(settings) else 1
 
@@ -363,12 +363,12 @@ def run_state(client: Any, dag_id: str, run_id: str) -> str:
     return f"running: {', '.join(running)}" if running else "running"
 
 
-def show_predictions(kind: str, inputs: dict[str, list[Path]]) -> None:
+def show_predictions(kind: str) -> None:
     from pronostico.local.cli import main as cli
 
-    home, away = SAMPLE_MATCHUPS[kind]
+    home, away, symbol = SAMPLES[kind]
     cli(["predict", "matchups", "--home-team", home, "--away-team", away, "--neutral"])
-    cli(["predict", "assets", "--symbol", inputs["assets"][0].stem])
+    cli(["predict", "assets", "--symbol", symbol])
 
 
 def print_summary(settings: Settings, web: bool, seconds: float) -> None:

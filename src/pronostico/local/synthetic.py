@@ -120,15 +120,13 @@ def synthetic_bars(spec: AssetSpec, seed: int, start: str = "2021-01-01", end: s
 
 
 def write_demo_data(out: Path, seed: int = 42, n_matches: int = DEMO_MATCHES) -> list[Path]:
-    """Write <out>/matchups/synthetic_matches.csv and <out>/assets/<SYMBOL>.csv."""
-    written = []
+    """Write <out>/matchups/synthetic_matches.csv and <out>/assets/synthetic_bars.csv (every symbol's bars).
+
+    One file per use case: each file an upload is one S3 event and so one DAG run, and the runs after the first
+    find nothing new to train on but still queue one after the other."""
     (out / "matchups").mkdir(parents=True, exist_ok=True)
     (out / "assets").mkdir(parents=True, exist_ok=True)
-    matches = out / "matchups" / "synthetic_matches.csv"
+    matches, bars = out / "matchups" / "synthetic_matches.csv", out / "assets" / "synthetic_bars.csv"
     synthetic_matches(n_matches, seed).to_csv(matches, index=False)
-    written.append(matches)
-    for spec in ASSETS:
-        path = out / "assets" / f"{spec.symbol}.csv"
-        synthetic_bars(spec, seed).to_csv(path, index=False)
-        written.append(path)
-    return written
+    pd.concat([synthetic_bars(spec, seed) for spec in ASSETS], ignore_index=True).to_csv(bars, index=False)
+    return [matches, bars]
