@@ -239,7 +239,9 @@ class WebSettings:
     rate_limit_per_second: int = setting(
         "PRONOSTICO_RATE_LIMIT", 20,
         "nginx requests per second per client address (burst twice that; loopback exempt)", parse=int)
-    shipper_batch_rows: int = setting("PRONOSTICO_SHIPPER_BATCH_ROWS", 500,
+    # the rollups cost a fixed few statements per batch: in batches of 2,000 they add about a tenth to a row's cost,
+    # in batches of 500 a third (docs/BENCHMARKS.md, the prediction log at 10 million rows)
+    shipper_batch_rows: int = setting("PRONOSTICO_SHIPPER_BATCH_ROWS", 2000,
                                       "the log shipper's spooled predictions per INSERT transaction", parse=int)
     shipper_idle_seconds: float = setting("PRONOSTICO_SHIPPER_IDLE_SECONDS", 0.25,
                                           "how long the log shipper sleeps when the spool has nothing new",
