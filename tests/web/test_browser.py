@@ -191,6 +191,7 @@ def seed_evaluations(models_uri: str) -> None:
         for found in (e for e in written if e["status"] == "scored"):  # the holdout's bins, not two made-up ones
             found["model"]["calibration"] = metrics["model"]["calibration"]
             storage.write_json(layout.evaluation_uri(models_uri, name, found["run_id"]), found)
+        registry.update_index(models_uri, name)  # as the train step does after writing its evaluation
 
 
 def test_the_models_page_draws_its_charts(web_stack, visit, browser, artifacts_dir):
