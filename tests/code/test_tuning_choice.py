@@ -48,7 +48,7 @@ def test_a_grid_run_records_itself_as_the_tuner() -> None:
     (champion(inputs=[{"uri": "x", "schema": "other"}]), TrainConfig(), "auto", "the input schemas changed"),
     (champion(), TrainConfig(max_depth=(4, 12)), "auto", "the training settings changed since the champion: max_depth"),
     (champion(), TrainConfig(num_trees=20), "auto", "num_trees"),
-    (champion(hyperparameters={}), TrainConfig(), "auto", "the training settings changed"),
+    (champion(hyperparameters={}), TrainConfig(), "auto", "records no tuned hyperparameters"),
 ])
 def test_the_grid_runs_when_asked_or_when_the_champions_choice_no_longer_applies(
         manifest: dict[str, Any], config: TrainConfig, requested: str, reason: str) -> None:

@@ -99,8 +99,10 @@ def choose_tuning(use_case: UseCase, champion: dict[str, Any] | None, config: Tr
         return Tuning("grid", f"the input schemas changed since the champion {champion['version']}")
     old = champion.get("train_config", {})
     changed = [name for name in TUNING_SETTINGS if _setting(old.get(name)) != _setting(getattr(config, name))]
-    if changed or not {"max_depth", "min_instances_per_node"} <= set(chosen):
-        return Tuning("grid", f"the training settings changed since the champion: {', '.join(changed) or 'none'}")
+    if changed:
+        return Tuning("grid", f"the training settings changed since the champion: {', '.join(changed)}")
+    if not {"max_depth", "min_instances_per_node"} <= set(chosen):
+        return Tuning("grid", f"the champion {champion['version']} records no tuned hyperparameters")
     tuned_by = champion.get("tuning", {}).get("tuned_by") or {"run_id": champion["run_id"],
                                                                   "version": champion["version"]}
     return Tuning("refit", f"the champion {champion['version']}'s parameters, tuned by run {tuned_by['run_id']}",
