@@ -72,6 +72,12 @@ def champion_manifest(models_uri: str, use_case: str) -> dict[str, Any] | None:
     return _manifest(models_uri, use_case, current["version"]) if current else None
 
 
+def newest_manifest(models_uri: str, use_case: str) -> dict[str, Any] | None:
+    """The manifest of the newest complete version (versions are named by their UTC time), in one listing."""
+    found = storage.list_objects(layout.versions_uri(models_uri, use_case), suffix=layout.MANIFEST)
+    return storage.read_json(max(found, key=lambda info: info.uri).uri) if found else None
+
+
 def list_versions(models_uri: str, use_case: str) -> list[dict[str, Any]]:
     """Complete versions (those with a manifest), oldest first, with their metrics and promotion decision; `current`
     marks the serving model, `serving_state` the version whose entity state it answers from."""

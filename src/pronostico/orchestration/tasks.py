@@ -163,18 +163,12 @@ def trained_on_exactly(settings: Settings, use_case: str, inputs: set[tuple[str,
     """The serving version, or else the newest, when it was trained on exactly these (uri, etag) inputs; "" when
     neither was. The newest counts too: a candidate the gate kept out was still trained on them, and training again
     on the same inputs makes the same model."""
-    from pronostico.core.registry import champion_manifest
+    from pronostico.core.registry import champion_manifest, newest_manifest
 
-    for manifest in (champion_manifest(settings.models_uri, use_case), newest_manifest(settings, use_case)):
+    for manifest in (champion_manifest(settings.models_uri, use_case), newest_manifest(settings.models_uri, use_case)):
         if manifest and {(i["uri"], i["etag"]) for i in manifest.get("inputs", [])} == inputs:
             return str(manifest["version"])
     return ""
-
-
-def newest_manifest(settings: Settings, use_case: str) -> dict[str, Any] | None:
-    """The manifest of the newest complete version (versions are named by their UTC time), in one listing."""
-    found = storage.list_objects(layout.versions_uri(settings.models_uri, use_case), suffix=layout.MANIFEST)
-    return storage.read_json(max(found, key=lambda info: info.uri).uri) if found else None
 
 
 def _train_params(value: Any) -> str:
